@@ -1,0 +1,121 @@
+"""The one scale knob (fast/full profile), the device helper and the seeding helper.
+
+The profile is chosen, in order of precedence, by:
+
+1. ``HRLIB_PROFILE=fast`` or ``HRLIB_PROFILE=full`` in the environment;
+2. ``CI`` set to a true value (``CI=true``): always ``fast``;
+3. otherwise ``full`` when CUDA is available, ``fast`` when it is not.
+
+In the fast profile images are a few hundred pixels; in the full profile they are several times larger. The
+ratios that matter (target size / image size, stage resolution / full resolution) are the same in both.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+import torch
+
+ProfileName = Literal["fast", "full"]
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes shared by the whole course for one profile.
+
+    Attributes:
+        name: ``"fast"`` (2-core CPU) or ``"full"`` (GPU).
+        image_size: side in pixels of the course's "full resolution" slide.
+        reason: why this profile was chosen (environment variable, CI, or hardware).
+    """
+
+    name: ProfileName
+    image_size: int
+    reason: str
+
+    def pick(self, fast: T, full: T) -> T:
+        """Return ``fast`` in the fast profile and ``full`` in the full profile."""
+        return fast if self.name == "fast" else full
+
+
+_SIZES: dict[str, int] = {"fast": 512, "full": 2048}
+
+
+def get_profile() -> Profile:
+    """Return the active profile (see the module docstring for how it is chosen)."""
+    env = os.environ.get("HRLIB_PROFILE", "").strip().lower()
+    if env:
+        if env not in _SIZES:
+            raise ValueError(f"HRLIB_PROFILE must be 'fast' or 'full', got {env!r}")
+        return Profile(env, _SIZES[env], "HRLIB_PROFILE")  # type: ignore[arg-type]
+    if os.environ.get("CI", "").strip().lower() in _TRUE:
+        return Profile("fast", _SIZES["fast"], "CI")
+    if torch.cuda.is_available():
+        return Profile("full", _SIZES["full"], "CUDA available")
+    return Profile("fast", _SIZES["fast"], "no CUDA")
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return the device to compute on: CUDA if available, else Apple MPS, else CPU.
+
+    Args:
+        prefer: force a device type (``"cpu"``, ``"cuda"``, ``"mps"``); ``HRLIB_DEVICE`` does the same from the
+            environment. A preferred device that is not available raises ``ValueError``.
+    """
+    choice = (prefer or os.environ.get("HRLIB_DEVICE", "")).strip().lower()
+    if choice:
+        available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
+        if choice not in available:
+            raise ValueError(f"device must be one of {sorted(available)}, got {choice!r}")
+        if not available[choice]:
+            raise ValueError(f"device {choice!r} was requested but is not available on this machine")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device(torch.cuda.current_device())
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generator:
+    """Seed Python's, NumPy's and torch's global generators and return a fresh NumPy ``Generator``.
+
+    Args:
+        seed: a non-negative integer.
+        deterministic: also ask torch for deterministic kernels (slower; for debugging).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (legacy global generator, used by older code)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return np.random.default_rng(seed)
+
+
+def describe(seed: int | None = None) -> str:
+    """One line for a notebook's first cell: profile, device, seed and library versions."""
+    profile = get_profile()
+    parts = [
+        f"profile={profile.name} ({profile.reason}, image_size={profile.image_size})",
+        f"device={get_device()}",
+        f"torch={torch.__version__}",
+    ]
+    if seed is not None:
+        parts.insert(2, f"seed={seed}")
+    return " | ".join(parts)

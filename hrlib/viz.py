@@ -1,0 +1,109 @@
+"""Figures for the course: image grids with titles, box overlays, side-by-side resolution comparisons.
+
+Every function returns the matplotlib ``Figure`` (notebooks display it; scripts can ``savefig`` it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from hrlib.data import downscale
+
+
+def _check_image(name: str, image: object) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in
+                                                                          (1, 3, 4)):
+        raise ValueError(f"{name} must be an HxW or HxWxC (C in 1, 3, 4) numpy array, got "
+                         f"{type(image).__name__} with shape {getattr(image, 'shape', None)}")
+    return image
+
+
+def draw_boxes(ax: Axes, boxes: np.ndarray, color: str = "lime", label: str | None = None,
+               linewidth: float = 1.5) -> None:
+    """Draw ``x0, y0, x1, y1`` pixel boxes on an axes that shows an image (pixel centres at integers)."""
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color,
+                               linewidth=linewidth, label=label if i == 0 else None))
+
+
+def show_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, *, ncols: int = 4,
+                boxes: Sequence[np.ndarray | None] | None = None, box_color: str = "lime", size: float = 3.0,
+                suptitle: str | None = None, cmap: str = "gray") -> Figure:
+    """A grid of images with titles and optional box overlays.
+
+    Args:
+        images: HxW or HxWxC arrays (uint8, or float in [0, 1]).
+        titles: one per image.
+        ncols: images per row.
+        boxes: optional (N, 4) pixel boxes per image (``None`` for none).
+        size: inches per panel.
+    """
+    if len(images) == 0:
+        raise ValueError("images must contain at least one image")
+    for i, im in enumerate(images):
+        _check_image(f"images[{i}]", im)
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"titles must have one entry per image ({len(images)}), got {len(titles)}")
+    if boxes is not None and len(boxes) != len(images):
+        raise ValueError(f"boxes must have one entry per image ({len(images)}), got {len(boxes)}")
+    ncols = max(1, min(ncols, len(images)))
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= len(images):
+            continue
+        ax.imshow(images[i], cmap=cmap if images[i].ndim == 2 else None, interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+        if boxes is not None and boxes[i] is not None:
+            draw_boxes(ax, boxes[i], color=box_color)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def compare_resolutions(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), *,
+                        box: Sequence[float] | None = None, pad: float = 1.0, size: float = 2.6,
+                        title: str | None = None) -> Figure:
+    """The same image (or a zoom on one box) at several downsampling factors, side by side.
+
+    Each factor's image is made with area averaging (``hrlib.data.downscale``); when ``box`` is given, every panel
+    shows the same region around it (the box grown by ``pad`` times its size on each side), displayed at the same
+    on-screen size so that lost detail is visible as blocky pixels.
+
+    Args:
+        image: the full-resolution image.
+        factors: integer downsampling factors, 1 = original.
+        box: optional ``x0, y0, x1, y1`` in full-resolution pixels to zoom on.
+    """
+    _check_image("image", image)
+    if not factors:
+        raise ValueError("factors must contain at least one factor")
+    fig, axes = plt.subplots(1, len(factors), figsize=(size * len(factors), size + 0.5), squeeze=False)
+    h, w = image.shape[:2]
+    for ax, f in zip(axes[0], factors, strict=True):
+        small = downscale(image, int(f))
+        if box is not None:
+            x0, y0, x1, y1 = box
+            gx, gy = (x1 - x0) * pad, (y1 - y0) * pad
+            x0, y0, x1, y1 = max(0, x0 - gx), max(0, y0 - gy), min(w, x1 + gx), min(h, y1 + gy)
+            small = small[int(y0 / f):max(int(y0 / f) + 1, int(np.ceil(y1 / f))),
+                          int(x0 / f):max(int(x0 / f) + 1, int(np.ceil(x1 / f)))]
+        ax.imshow(small, interpolation="nearest", cmap="gray" if small.ndim == 2 else None)
+        ax.set_title(f"1/{f}: {small.shape[1]}x{small.shape[0]} px" if f > 1 else
+                     f"full: {small.shape[1]}x{small.shape[0]} px", fontsize=9)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

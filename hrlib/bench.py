@@ -10,12 +10,34 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hrlib.data import make_slide
+
+
+def time_it(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time in seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls.
+
+    Use it to compare alternatives side by side in one run; the ratio is the result, not the absolute time.
+    CUDA work is synchronised before each clock reading.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def bench_generator(sizes: tuple[int, ...] = (256, 1024), min_seconds: float = 2.0, max_images: int = 50) -> list[dict]:

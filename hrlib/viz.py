@@ -24,6 +24,35 @@ def _check_image(name: str, image: object) -> np.ndarray:
     return image
 
 
+def crop_box(image: np.ndarray, box: Sequence[float], pad: float = 0.0) -> np.ndarray:
+    """The region of ``image`` inside ``box`` (``x0, y0, x1, y1`` pixels) grown by ``pad`` x its size per side.
+
+    The region is clipped to the image and always keeps at least one pixel.
+    """
+    _check_image("image", image)
+    if len(box) != 4:
+        raise ValueError(f"box must be (x0, y0, x1, y1), got {box!r}")
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    gx, gy = (x1 - x0) * pad, (y1 - y0) * pad
+    c0, r0 = min(w - 1, max(0, int(x0 - gx))), min(h - 1, max(0, int(y0 - gy)))
+    c1, r1 = max(c0 + 1, min(w, int(np.ceil(x1 + gx)))), max(r0 + 1, min(h, int(np.ceil(y1 + gy))))
+    return image[r0:r1, c0:c1]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".3g") -> str:
+    """A Markdown table (show it with ``IPython.display.Markdown``); floats are formatted with ``floatfmt``."""
+    def cell(v: object) -> str:
+        return format(v, floatfmt) if isinstance(v, float | np.floating) else str(v)
+
+    for i, row in enumerate(rows):
+        if len(row) != len(headers):
+            raise ValueError(f"rows[{i}] has {len(row)} cells, expected {len(headers)} (one per header)")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def draw_boxes(ax: Axes, boxes: np.ndarray, color: str = "lime", label: str | None = None,
                linewidth: float = 1.5) -> None:
     """Draw ``x0, y0, x1, y1`` pixel boxes on an axes that shows an image (pixel centres at integers)."""
@@ -90,18 +119,13 @@ def compare_resolutions(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8)
     if not factors:
         raise ValueError("factors must contain at least one factor")
     fig, axes = plt.subplots(1, len(factors), figsize=(size * len(factors), size + 0.5), squeeze=False)
-    h, w = image.shape[:2]
     for ax, f in zip(axes[0], factors, strict=True):
         small = downscale(image, int(f))
         if box is not None:
-            x0, y0, x1, y1 = box
-            gx, gy = (x1 - x0) * pad, (y1 - y0) * pad
-            x0, y0, x1, y1 = max(0, x0 - gx), max(0, y0 - gy), min(w, x1 + gx), min(h, y1 + gy)
-            small = small[int(y0 / f):max(int(y0 / f) + 1, int(np.ceil(y1 / f))),
-                          int(x0 / f):max(int(x0 / f) + 1, int(np.ceil(x1 / f)))]
+            small = crop_box(small, [v / f for v in box], pad)
         ax.imshow(small, interpolation="nearest", cmap="gray" if small.ndim == 2 else None)
-        ax.set_title(f"1/{f}: {small.shape[1]}x{small.shape[0]} px" if f > 1 else
-                     f"full: {small.shape[1]}x{small.shape[0]} px", fontsize=9)
+        what = "region" if box is not None else "image"
+        ax.set_title(f"{'full' if f == 1 else f'1/{f}'}: {what} {small.shape[1]}x{small.shape[0]} px", fontsize=9)
         ax.set_axis_off()
     if title:
         fig.suptitle(title)

@@ -300,9 +300,11 @@ def make_slide(size: int | None = None, *, label: int | None = None, seed: int =
 
 
 def downscale(image: np.ndarray, factor: int) -> np.ndarray:
-    """Shrink an HxW or HxWxC image by an integer ``factor`` with area averaging (OpenCV ``INTER_AREA``).
+    """Shrink an HxW or HxWxC image by an integer ``factor``: each ``factor x factor`` block becomes its mean.
 
-    Area averaging is what a thumbnail does: fine texture is averaged away rather than aliased.
+    Rows and columns that do not fill a whole block (the remainder of ``H // factor``) are cropped, so box
+    coordinates simply divide by ``factor``. Area averaging is what a thumbnail does: fine texture is averaged
+    away rather than aliased. Returns the input's dtype (uint8 means are rounded).
     """
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
         raise ValueError(f"image must be an HxW or HxWxC numpy array, got {type(image).__name__} "
@@ -313,7 +315,9 @@ def downscale(image: np.ndarray, factor: int) -> np.ndarray:
         raise ValueError(f"factor must be <= the image's smaller side ({min(h, w)}), got {factor}")
     if factor == 1:
         return image.copy()
-    return cv2.resize(image, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    cropped = np.ascontiguousarray(image[: h // factor * factor, : w // factor * factor])
+    out = cv2.resize(cropped, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    return out.reshape(h // factor, w // factor, *image.shape[2:])  # OpenCV drops a single channel axis
 
 
 def detail_energy(image: np.ndarray, boxes: np.ndarray, sigma: float | None = None) -> np.ndarray:

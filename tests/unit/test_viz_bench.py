@@ -48,3 +48,27 @@ def test_bench_generator_cli(tmp_path, capsys):
     assert "images/s" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench_main(["generator", "--sizes", "0"])
+
+
+def test_crop_box_and_format_table():
+    from hrlib.viz import crop_box, format_table
+
+    img = np.arange(100).reshape(10, 10)
+    np.testing.assert_array_equal(crop_box(img, (2, 3, 5, 6)), img[3:6, 2:5])
+    np.testing.assert_array_equal(crop_box(img, (2, 3, 5, 6), pad=1.0), img[0:9, 0:8])
+    with pytest.raises(ValueError, match="box must be"):
+        crop_box(img, (1, 2, 3))
+    table = format_table(["a", "b"], [(1, 0.12345), ("x", np.float32(2.5))])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| x | 2.5 |"]
+    with pytest.raises(ValueError, match=r"rows\[0\] has 1 cells, expected 2"):
+        format_table(["a", "b"], [(1,)])
+
+
+def test_time_it_counts_calls_and_returns_median():
+    from hrlib.bench import time_it
+
+    calls = []
+    t = time_it(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and t >= 0
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        time_it(lambda: None, repeats=0)

@@ -20,6 +20,8 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
+from hrlib._checks import check_int
+
 ProfileName = Literal["fast", "full"]
 T = TypeVar("T")
 
@@ -96,10 +98,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
         seed: a non-negative integer.
         deterministic: also ask torch for deterministic kernels (slower; for debugging).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    seed = check_int("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (legacy global generator, used by older code)
     torch.manual_seed(seed)

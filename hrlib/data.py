@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hrlib._checks import check_int
 from hrlib.config import get_profile
 
 CLASS_NAMES: tuple[str, ...] = ("normal", "lesion", "target")
@@ -110,14 +111,6 @@ class _Layout:
     blobs: list[tuple[float, float, float, float]] = field(default_factory=list)  # decoys: cx, cy, r, DAB
     granules: list[tuple[float, float, float, float]] = field(default_factory=list)  # cx, cy, r, DAB
     evidence: list[tuple[float, float, float, float]] = field(default_factory=list)  # ellipses cx, cy, rx, ry
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def get_site(site: str | Site) -> Site:
@@ -274,16 +267,16 @@ def make_slide(size: int | None = None, *, label: int | None = None, seed: int =
     Returns:
         A ``Slide``.
     """
-    size = get_profile().image_size if size is None else _check_int("size", size, 1)
-    seed = _check_int("seed", seed, 0)
+    size = get_profile().image_size if size is None else check_int("size", size, 1)
+    seed = check_int("seed", seed, 0)
     if label is not None:
-        label = _check_int("label", label, 0)
+        label = check_int("label", label, 0)
         if label >= len(CLASS_NAMES):
             raise ValueError(f"label must be in 0..{len(CLASS_NAMES) - 1} ({CLASS_NAMES}), got {label}")
     if not isinstance(target_frac, (int, float)) or not 0 < target_frac <= 0.25:
         raise ValueError(f"target_frac (target diameter / image side) must be in (0, 0.25] so targets fit in the "
                          f"image, got {target_frac!r}")
-    n_decoys = _check_int("n_decoys", n_decoys, 0)
+    n_decoys = check_int("n_decoys", n_decoys, 0)
     if n_decoys > 10:
         raise ValueError(f"n_decoys must be <= 10, got {n_decoys}")
     if not isinstance(density, (int, float)) or not 0 < density <= 4:
@@ -309,7 +302,7 @@ def downscale(image: np.ndarray, factor: int) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
         raise ValueError(f"image must be an HxW or HxWxC numpy array, got {type(image).__name__} "
                          f"with shape {getattr(image, 'shape', None)}")
-    factor = _check_int("factor", factor, 1)
+    factor = check_int("factor", factor, 1)
     h, w = image.shape[:2]
     if factor > min(h, w):
         raise ValueError(f"factor must be <= the image's smaller side ({min(h, w)}), got {factor}")
@@ -376,16 +369,16 @@ class SlideDataset(Dataset):
     def __init__(self, n: int, size: int | None = None, *, seed: int = 0, sites: Sequence[str] = ("A",),
                  labels: Sequence[int] | None = None, transform: Callable[[np.ndarray], Any] | None = None,
                  cache_dir: str | os.PathLike | None = None, **slide_kwargs: Any) -> None:
-        self.n = _check_int("n", n, 1)
-        self.size = get_profile().image_size if size is None else _check_int("size", size, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.n = check_int("n", n, 1)
+        self.size = get_profile().image_size if size is None else check_int("size", size, 1)
+        self.seed = check_int("seed", seed, 0)
         if isinstance(sites, str) or not sites:
             raise ValueError(f"sites must be a non-empty sequence of site names, got {sites!r}")
         self.sites = tuple(get_site(s).name for s in sites)
         if labels is not None and len(labels) != self.n:
             raise ValueError(f"labels must have n={self.n} entries, got {len(labels)}")
         self.labels = [i % len(CLASS_NAMES) for i in range(self.n)] if labels is None else [
-            _check_int("labels[i]", v, 0) for v in labels]
+            check_int(f"labels[{i}]", v, 0) for i, v in enumerate(labels)]
         self.transform = transform
         self.slide_kwargs = slide_kwargs
         make_slide(8, seed=0, **slide_kwargs)  # validate the keyword arguments now, not in a worker

@@ -21,25 +21,18 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils.flop_counter import FlopCounterMode
 
+from hrlib._checks import check_int
+
 __all__ = ["ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
            "build_model", "conv2d_macs", "conv2d_params", "count_cost", "measure_receptive_field",
            "receptive_field"]
-
-
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
-    """Return ``value`` as an int; raise TypeError/ValueError naming ``name`` unless an int >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_ints(name: str, values: object) -> tuple[int, ...]:
     """Return a non-empty sequence of positive ints as a tuple, or raise naming ``name``."""
     if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
         raise TypeError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
-    return tuple(_check_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+    return tuple(check_int(f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
 def _pair(name: str, value: object) -> tuple[int, int]:
@@ -47,8 +40,8 @@ def _pair(name: str, value: object) -> tuple[int, int]:
     if isinstance(value, tuple | list):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair (h, w) of ints, got {len(value)} values")
-        return _check_int(f"{name}[0]", value[0]), _check_int(f"{name}[1]", value[1])
-    return (side := _check_int(name, value)), side
+        return check_int(f"{name}[0]", value[0]), check_int(f"{name}[1]", value[1])
+    return (side := check_int(name, value)), side
 
 
 def _bare_copy(module: nn.Module) -> nn.Module:
@@ -64,8 +57,8 @@ class DepthwiseSeparableConv(nn.Sequential):
     """Depthwise 3x3 conv (``stride`` 1 or 2) + BN + ReLU, then 1x1 conv ``c_in`` -> ``c_out`` + BN + ReLU."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
-        c_in, c_out = _check_int("c_in", c_in), _check_int("c_out", c_out)
-        if _check_int("stride", stride) not in (1, 2):
+        c_in, c_out = check_int("c_in", c_in), check_int("c_out", c_out)
+        if check_int("stride", stride) not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride!r}")
         super().__init__(
             nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(),
@@ -103,8 +96,8 @@ class DSConvNet(_Classifier):
 
     def __init__(self, num_classes: int = 3, in_channels: int = 3, widths: Sequence[int] = (16, 32, 64, 128)):
         super().__init__()
-        num_classes = _check_int("num_classes", num_classes)
-        in_channels, widths = _check_int("in_channels", in_channels), _check_ints("widths", widths)
+        num_classes = check_int("num_classes", num_classes)
+        in_channels, widths = check_int("in_channels", in_channels), _check_ints("widths", widths)
         stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False),
                              nn.BatchNorm2d(widths[0]), nn.ReLU())
         stages = [nn.Sequential(DepthwiseSeparableConv(a, b, 2), DepthwiseSeparableConv(b, b, 1))
@@ -117,7 +110,7 @@ class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over C of (N, C, H, W) tensors (each pixel across its C values); ``eps``: added to var."""
 
     def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        super().__init__(_check_int("num_channels", num_channels), eps=eps)
+        super().__init__(check_int("num_channels", num_channels), eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the normalised ``x`` (N, C, H, W), same shape."""
@@ -134,8 +127,8 @@ class ConvNeXtBlock(nn.Module):
 
     def __init__(self, dim: int, kernel_size: int = 7, expansion: int = 4, layer_scale_init: float = 1e-6):
         super().__init__()
-        dim, expansion = _check_int("dim", dim), _check_int("expansion", expansion)
-        if _check_int("kernel_size", kernel_size) % 2 == 0:
+        dim, expansion = check_int("dim", dim), check_int("expansion", expansion)
+        if check_int("kernel_size", kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd (to keep H and W), got {kernel_size}")
         if (isinstance(layer_scale_init, bool) or not isinstance(layer_scale_init, int | float)
                 or not 0 < layer_scale_init < math.inf):
@@ -165,8 +158,8 @@ class TinyConvNeXt(_Classifier):
     def __init__(self, num_classes: int = 3, in_channels: int = 3, dims: Sequence[int] = (24, 48, 96, 192),
                  depths: Sequence[int] = (1, 1, 2, 1), layer_scale_init: float = 1e-6):
         super().__init__()
-        num_classes = _check_int("num_classes", num_classes)
-        in_channels, dims = _check_int("in_channels", in_channels), _check_ints("dims", dims)
+        num_classes = check_int("num_classes", num_classes)
+        in_channels, dims = check_int("in_channels", in_channels), _check_ints("dims", dims)
         depths = _check_ints("depths", depths)
         if len(dims) != len(depths):
             raise ValueError(f"dims and depths must have the same length, got {len(dims)} and {len(depths)}")
@@ -202,7 +195,7 @@ def conv2d_params(c_in: int, c_out: int, kernel: int | tuple[int, int], groups: 
     ``c_in``, ``c_out``: channels (>= 1, divisible by ``groups``; ``groups == c_in`` is depthwise);
     ``kernel``: side or (kh, kw) in pixels (>= 1); ``bias``: whether there is one bias per output channel.
     """
-    c_in, c_out, groups = _check_int("c_in", c_in), _check_int("c_out", c_out), _check_int("groups", groups)
+    c_in, c_out, groups = check_int("c_in", c_in), check_int("c_out", c_out), check_int("groups", groups)
     kh, kw = _pair("kernel", kernel)
     if c_in % groups or c_out % groups:
         raise ValueError(f"groups must divide c_in and c_out, got {groups} for c_in={c_in}, c_out={c_out}")
@@ -214,7 +207,7 @@ def conv2d_macs(c_in: int, c_out: int, kernel: int | tuple[int, int], out_h: int
     """Multiply-accumulates for one image, ``c_out * (c_in // groups) * kh * kw * out_h * out_w`` (bias adds
     not counted, as in ``FlopCounterMode``); ``out_h``, ``out_w``: output size in px (>= 1); the rest as in
     :func:`conv2d_params`."""
-    out_h, out_w = _check_int("out_h", out_h), _check_int("out_w", out_w)
+    out_h, out_w = check_int("out_h", out_h), check_int("out_w", out_w)
     return conv2d_params(c_in, c_out, kernel, groups, bias=False) * out_h * out_w
 
 
@@ -245,13 +238,13 @@ def count_cost(model: nn.Module, image_size: int | tuple[int, int], *, batch_siz
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     h, w = _pair("image_size", image_size)
-    batch_size = _check_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     if in_channels is None:
         conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
         if conv is None:
             raise ValueError("in_channels must be given: the model has no nn.Conv2d to infer it from")
         in_channels = conv.in_channels
-    in_channels = _check_int("in_channels", in_channels)
+    in_channels = check_int("in_channels", in_channels)
     params = sum(p.numel() for p in model.parameters())
     clone = _bare_copy(model).eval()
     dtype = next((p.dtype for p in clone.parameters() if p.is_floating_point()), torch.float32)

@@ -61,7 +61,7 @@ def test_seed_everything_repeats():
     assert rng.integers(1000) == np.random.default_rng(3).integers(1000)
     with pytest.raises(TypeError, match="seed must be an int"):
         seed_everything(1.5)
-    with pytest.raises(ValueError, match="seed must be >= 0"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -2"):
         seed_everything(-2)
 
 

@@ -112,7 +112,7 @@ def test_targets_have_fine_detail_that_downsampling_removes():
 @pytest.mark.parametrize(
     "kwargs,exc,match",
     [
-        ({"size": 0}, ValueError, "size must be >= 1"),
+        ({"size": 0}, ValueError, "size must be an int >= 1, got 0"),
         ({"size": -5}, ValueError, "size"),
         ({"size": 12.5}, TypeError, "size must be an int"),
         ({"size": True}, TypeError, "size"),

@@ -14,13 +14,14 @@ LAB_ARGS ?=
 # Extra arguments for the pytest runs, e.g. make test PYTEST_ARGS="-x -k data"
 PYTEST_ARGS ?=
 
-.PHONY: help setup lab test lint unit notebooks exercises check-exercises bench lock clean
+.PHONY: help setup lab test lint unit notebooks execute exercises check-exercises bench lock clean
 
 help:
 	@echo "make lab              set up (first time: a few minutes) and open the course in JupyterLab"
 	@echo "make test             set up and run every check (lint, unit/property tests, notebooks, exercises)"
 	@echo "make exercises        regenerate exercises/ from solutions/"
 	@echo "make check-exercises  check that exercises/ is in sync and every self-check works"
+	@echo "make execute          re-run notebooks in place to refresh their outputs (NB=\"lessons/00_*.ipynb\")"
 	@echo "make bench            benchmark the data generator"
 	@echo "make clean            remove the virtual environment and caches"
 
@@ -47,7 +48,7 @@ lab: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m hrlib.exercises.build --check
-	HRLIB_PROFILE=fast MPLBACKEND=Agg $(PY) -m pytest tests lessons solutions \
+	HRLIB_PROFILE=fast MPLBACKEND=Agg HRLIB_EXPECT_SETUP_DONE=1 $(PY) -m pytest tests lessons solutions \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=600 --durations=15 $(PYTEST_ARGS)
 
 lint: setup
@@ -65,6 +66,12 @@ exercises: setup
 check-exercises: setup
 	$(PY) -m hrlib.exercises.build --check
 	HRLIB_PROFILE=fast $(PY) -m pytest tests/exercises -q $(PYTEST_ARGS)
+
+# Re-run notebooks in place (fast profile) to refresh their stored outputs: make execute NB="lessons/00_*.ipynb"
+NB ?= lessons/*.ipynb solutions/*.ipynb
+execute: setup
+	$(PY) tools/execute_notebooks.py $(NB)
+	$(PY) -m hrlib.exercises.build
 
 bench: setup
 	$(PY) -m hrlib.bench generator

@@ -38,6 +38,11 @@ from hrlib.config import get_profile
 CLASS_NAMES: tuple[str, ...] = ("normal", "lesion", "target")
 
 # Ruifrok & Johnston (2001) stain vectors (rows: hematoxylin, eosin, DAB), as in skimage.color.rgb_from_hed.
+# Per-channel mean and std of site-A slides in [0, 1] (48 slides, 256 px, balanced classes): the task's own
+# statistics, used by hrlib's default normalization (not ImageNet's 0.485/0.456/0.406, 0.229/0.224/0.225).
+SLIDE_MEAN: tuple[float, float, float] = (0.814, 0.522, 0.857)
+SLIDE_STD: tuple[float, float, float] = (0.142, 0.175, 0.093)
+
 _LUMEN = -0.45  # texture level below which there is no tissue (white lumen)
 RUIFROK_STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 
@@ -363,12 +368,13 @@ class SlideDataset(Dataset):
             function); boxes are returned untouched.
         cache_dir: if set, rendered items are stored there as ``.npz`` and read back next time (written atomically;
             a corrupt file is re-rendered with a warning).
+        in_memory: keep rendered slides in this object (fast repeated epochs; each DataLoader worker has its own).
         **slide_kwargs: passed to ``make_slide`` (``target_frac``, ``n_decoys``, ``density``).
     """
 
     def __init__(self, n: int, size: int | None = None, *, seed: int = 0, sites: Sequence[str] = ("A",),
                  labels: Sequence[int] | None = None, transform: Callable[[np.ndarray], Any] | None = None,
-                 cache_dir: str | os.PathLike | None = None, **slide_kwargs: Any) -> None:
+                 cache_dir: str | os.PathLike | None = None, in_memory: bool = False, **slide_kwargs: Any) -> None:
         self.n = check_int("n", n, 1)
         self.size = get_profile().image_size if size is None else check_int("size", size, 1)
         self.seed = check_int("seed", seed, 0)
@@ -381,6 +387,7 @@ class SlideDataset(Dataset):
             check_int(f"labels[{i}]", v, 0) for i, v in enumerate(labels)]
         self.transform = transform
         self.slide_kwargs = slide_kwargs
+        self._memory: dict[int, Slide] | None = {} if in_memory else None
         make_slide(8, seed=0, **slide_kwargs)  # validate the keyword arguments now, not in a worker
         self.cache_dir = None
         if cache_dir is not None:
@@ -400,6 +407,14 @@ class SlideDataset(Dataset):
         if not -self.n <= i < self.n:
             raise IndexError(f"index {i} out of range for a dataset of {self.n} slides")
         i %= self.n
+        if self._memory is not None and i in self._memory:
+            return self._memory[i]
+        s = self._load_or_render(i)
+        if self._memory is not None:
+            self._memory[i] = s
+        return s
+
+    def _load_or_render(self, i: int) -> Slide:
         path = None if self.cache_dir is None else self.cache_dir / f"{i:06d}_{self.labels[i]}.npz"
         if path is not None and path.exists():
             try:

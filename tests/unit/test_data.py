@@ -205,3 +205,23 @@ def test_real_images_ship_with_scikit_image():
 def test_class_names_and_sites():
     assert CLASS_NAMES == ("normal", "lesion", "target")
     assert {"A", "B", "C", "D"} <= set(SITES)
+
+
+def test_in_memory_dataset_renders_once(monkeypatch):
+    import hrlib.data as data
+
+    calls = []
+    real = data.make_slide
+    monkeypatch.setattr(data, "make_slide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ds = data.SlideDataset(3, 32, in_memory=True)
+    first = ds[1][0]
+    assert ds[1][0] is first and ds[-2][0] is first
+    assert len(calls) == 2  # one validation render in __init__, one for item 1
+
+
+def test_slide_statistics_match_the_generator():
+    from hrlib.data import SLIDE_MEAN, SLIDE_STD
+
+    ims = np.stack([make_slide(128, seed=i, label=i % 3).image for i in range(12)]).astype(float) / 255
+    np.testing.assert_allclose(ims.mean(axis=(0, 1, 2)), SLIDE_MEAN, atol=0.03)
+    np.testing.assert_allclose(ims.std(axis=(0, 1, 2)), SLIDE_STD, atol=0.03)

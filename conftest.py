@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("HRLIB_PROFILE", "fast")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HRLIB_HEADLESS", "1")  # widgets fall back to static figures (hrlib.viz.resolution_slider)
 
 
 def pytest_collectstart(collector):  # noqa: ANN001 - pytest hook

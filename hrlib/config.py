@@ -36,11 +36,17 @@ class Profile:
         name: ``"fast"`` (2-core CPU) or ``"full"`` (GPU).
         image_size: side in pixels of the course's "full resolution" slide.
         reason: why this profile was chosen (environment variable, CI, or hardware).
+        train_size: full resolution of the slides that lessons *train* on (half of ``image_size``: targets are
+            10 px across in the fast profile, 41 px in the full one).
     """
 
     name: ProfileName
     image_size: int
     reason: str
+
+    @property
+    def train_size(self) -> int:
+        return self.image_size // 2
 
     def pick(self, fast: T, full: T) -> T:
         """Return ``fast`` in the fast profile and ``full`` in the full profile."""

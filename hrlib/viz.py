@@ -5,7 +5,9 @@ Every function returns the matplotlib ``Figure`` (notebooks display it; scripts 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -131,3 +133,36 @@ def compare_resolutions(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8)
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def resolution_slider(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), *, box: Sequence[float] | None = None,
+                      pad: float = 1.0, static: bool | None = None, title: str | None = None) -> Any:
+    """A slider that scrubs through downsampling factors of ``image`` (or of the region around ``box``).
+
+    In JupyterLab it returns an ipywidgets box (slider + figure). Headless (``static=True``, the environment variable
+    ``HRLIB_HEADLESS`` set, as when notebooks are executed by tests, or ipywidgets missing) it returns the static
+    side-by-side figure of :func:`compare_resolutions` instead, so an exported notebook still shows every step.
+    """
+    _check_image("image", image)
+    factors = [int(f) for f in factors]
+    if static is None:
+        static = bool(os.environ.get("HRLIB_HEADLESS"))
+    try:
+        import ipywidgets as widgets
+    except ImportError:  # pragma: no cover - the course extra installs it
+        static = True
+    if static:
+        return compare_resolutions(image, factors, box=box, pad=pad, title=title)
+    slider = widgets.SelectionSlider(options=[("full" if f == 1 else f"1/{f}", f) for f in factors], value=factors[0],
+                                     description="scale", continuous_update=False)
+    out = widgets.Output()
+
+    def draw(_change: object = None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = compare_resolutions(image, [slider.value], box=box, pad=pad, size=4.0, title=title)
+            plt.show(fig)
+
+    slider.observe(draw, names="value")
+    draw()
+    return widgets.VBox([slider, out])

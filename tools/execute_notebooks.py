@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="+", type=Path)
     ns = parser.parse_args(argv)
     os.environ["HRLIB_PROFILE"] = "fast"
+    os.environ["HRLIB_HEADLESS"] = "1"  # stored outputs show static figures, not widgets without a frontend
     for path in ns.notebooks:
         if not path.is_file() or path.suffix != ".ipynb":
             parser.error(f"not a notebook: {path}")

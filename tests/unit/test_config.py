@@ -15,7 +15,7 @@ def test_profile_env_var_wins(monkeypatch):
     monkeypatch.setenv("HRLIB_PROFILE", "full")
     monkeypatch.setenv("CI", "true")
     p = get_profile()
-    assert p.name == "full" and p.image_size == 2048 and p.pick(1, 2) == 2
+    assert p.name == "full" and p.image_size == 2048 and p.train_size == 1024 and p.pick(1, 2) == 2
 
 
 def test_ci_forces_fast(monkeypatch):

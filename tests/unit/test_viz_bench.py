@@ -72,3 +72,20 @@ def test_time_it_counts_calls_and_returns_median():
     assert len(calls) == 5 and t >= 0
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         time_it(lambda: None, repeats=0)
+
+
+def test_resolution_slider_widget_and_static_fallback(monkeypatch):
+    import ipywidgets
+    from matplotlib.figure import Figure
+
+    from hrlib.viz import resolution_slider
+
+    s = make_slide(64, label=2, seed=1)
+    monkeypatch.setenv("HRLIB_HEADLESS", "1")
+    fig = resolution_slider(s.image, (1, 2, 4), box=s.boxes[0])
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    box = resolution_slider(s.image, (1, 2, 4), static=False)
+    slider = box.children[0]
+    assert isinstance(slider, ipywidgets.SelectionSlider)
+    assert list(slider.options) == [("full", 1), ("1/2", 2), ("1/4", 4)]
+    slider.value = 4  # redraws without error

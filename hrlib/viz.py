@@ -161,7 +161,7 @@ def resolution_slider(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), 
         with out:
             out.clear_output(wait=True)
             fig = compare_resolutions(image, [slider.value], box=box, pad=pad, size=4.0, title=title)
-            plt.show(fig)
+            plt.show()
 
     slider.observe(draw, names="value")
     draw()

@@ -60,6 +60,20 @@ class _Transformed(Dataset):
         return self.transform(image=item[0])["image"], int(item[1])
 
 
+def _seed_transform(transform: object, seed: int) -> None:
+    """Seed a transform's own random generator (albumentations' draws from OS entropy unless seeded)."""
+    set_seed = getattr(transform, "set_random_seed", None)
+    if callable(set_seed):
+        set_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: each worker's copy of the transform gets its worker's torch seed."""
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        _seed_transform(getattr(info.dataset, "transform", None), torch.initial_seed() % 2**32)
+
+
 class History:
     """Per-epoch rows of a :func:`fit` run, as dicts with keys :attr:`KEYS`.
 
@@ -300,9 +314,12 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
             if transform is not loader_transform:  # one loader per transform: workers persist within a stage
                 loader = DataLoader(_Transformed(train_set, transform), batch_size=batch_size, shuffle=True,
                                     generator=generator, num_workers=num_workers,
+                                    worker_init_fn=_seed_worker if num_workers > 0 else None,
                                     persistent_workers=num_workers > 0, pin_memory=device.type == "cuda")
                 loader_transform = transform
-            generator.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+            order_seed, aug_seed = np.random.SeedSequence([seed, epoch]).generate_state(2)
+            generator.manual_seed(int(order_seed))
+            _seed_transform(transform, int(aug_seed))  # random augmentation repeats under the same seed
             for cb in callbacks:
                 cb.on_epoch_start(state)
             start = time.perf_counter()

@@ -306,3 +306,18 @@ def test_evaluate_rejects_bad_arguments() -> None:
         evaluate(Oracle(), data, "to_tensor")
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(Oracle(), data, to_tensor, batch_size=0)
+
+
+def test_fit_is_deterministic_with_albumentations_schedules():
+    """albumentations pipelines draw from their own generator: fit must seed it, or runs differ."""
+    from hrlib.data import SlideDataset
+    from hrlib.staging import Schedule
+
+    data = SlideDataset(12, 48, seed=3, in_memory=True)
+    sched = Schedule.three_stage(48, 3)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)  # same initial weights
+        model = build_model("dsconvnet", num_classes=3, widths=(8, 16))
+        runs.append(fit(model, data, sched, batch_size=4, seed=5, progress=False, count_macs=False))
+    assert [r["train_loss"] for r in runs[0].rows] == [r["train_loss"] for r in runs[1].rows]

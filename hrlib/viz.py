@@ -55,6 +55,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], float
     return "\n".join(lines)
 
 
+def mean_spread(values: Sequence[float], fmt: str = ".2f") -> str:
+    """``"mean ± std"`` of ``values`` (population std; several seeds' results), e.g. ``"0.91 ± 0.02"``."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        raise ValueError("values must contain at least one number")
+    return f"{format(arr.mean(), fmt)} ± {format(arr.std(), fmt)}"
+
+
 def draw_boxes(ax: Axes, boxes: np.ndarray, color: str = "lime", label: str | None = None,
                linewidth: float = 1.5) -> None:
     """Draw ``x0, y0, x1, y1`` pixel boxes on an axes that shows an image (pixel centres at integers)."""
@@ -139,7 +147,8 @@ def resolution_slider(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), 
                       pad: float = 1.0, static: bool | None = None, title: str | None = None) -> Any:
     """A slider that scrubs through downsampling factors of ``image`` (or of the region around ``box``).
 
-    In JupyterLab it returns an ipywidgets box (slider + figure). Headless (``static=True``, the environment variable
+    Show the result with ``display(...)``. In JupyterLab it is an ipywidgets box (slider + figure).
+    Headless (``static=True``, the environment variable
     ``HRLIB_HEADLESS`` set, as when notebooks are executed by tests, or ipywidgets missing) it returns the static
     side-by-side figure of :func:`compare_resolutions` instead, so an exported notebook still shows every step.
     """
@@ -152,7 +161,9 @@ def resolution_slider(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), 
     except ImportError:  # pragma: no cover - the course extra installs it
         static = True
     if static:
-        return compare_resolutions(image, factors, box=box, pad=pad, title=title)
+        fig = compare_resolutions(image, factors, box=box, pad=pad, title=title)
+        plt.close(fig)  # shown once by the caller's display(), not again by the inline backend
+        return fig
     slider = widgets.SelectionSlider(options=[("full" if f == 1 else f"1/{f}", f) for f in factors], value=factors[0],
                                      description="scale", continuous_update=False)
     out = widgets.Output()
@@ -160,7 +171,7 @@ def resolution_slider(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), 
     def draw(_change: object = None) -> None:
         with out:
             out.clear_output(wait=True)
-            fig = compare_resolutions(image, [slider.value], box=box, pad=pad, size=4.0, title=title)
+            compare_resolutions(image, [slider.value], box=box, pad=pad, size=4.0, title=title)
             plt.show()
 
     slider.observe(draw, names="value")

@@ -106,7 +106,47 @@ def _mem(widths: list[int], s: int, b: int, nbytes: int, first: int = 2, square:
     return b * nbytes * sum(per_stage)
 
 
+def _cost(stages: list[tuple[int, int]], s: int, square: bool = True, weighted: bool = True,
+          divide: bool = True) -> float:
+    terms = [(e if weighted else 1) * (r / s) ** (2 if square else 1) for r, e in stages]
+    return sum(terms) / ((sum(e for _, e in stages) if weighted else len(stages)) if divide else 1)
+
+
+def _val_pipeline(resolution: int, *, random: bool = False, normalize: bool = True, crop: bool = True):
+    import albumentations as A
+    import cv2
+
+    from hrlib.data import SLIDE_MEAN, SLIDE_STD
+
+    steps = [A.SmallestMaxSize(max_size=resolution + (8 if random else 0), interpolation=cv2.INTER_AREA)]
+    steps.append(A.RandomCrop(resolution, resolution) if random else A.CenterCrop(resolution, resolution))
+    if not crop:
+        steps = [A.Resize(resolution // 2, resolution // 2, interpolation=cv2.INTER_AREA)]
+    steps += [A.Normalize(mean=SLIDE_MEAN, std=SLIDE_STD) if normalize else A.ToFloat(), A.ToTensorV2()]
+    return A.Compose(steps)
+
+
 WRONG_ANSWERS: dict[str, list[Wrong]] = {
+    "01.relative_cost": [
+        Wrong(lambda stages, s: _cost(stages, s, square=False), "not the ratio itself"),
+        Wrong(lambda stages, s: _cost(stages, s, weighted=False), "weight each stage"),
+        Wrong(lambda stages, s: _cost(stages, s, divide=False), "divide by the total number of epochs"),
+        Wrong(lambda stages, s: None, "return"),
+    ],
+    "01.budget_schedule": [
+        Wrong(lambda s, e, b: [(s, e)], "over the budget"),
+        Wrong(lambda s, e, b: [(s // 4, e)], "finish with at least one epoch at full resolution"),
+        Wrong(lambda s, e, b: [(s, 1), (s // 4, e - 1)], "never decrease"),
+        Wrong(lambda s, e, b: [(16, e - 1), (s, 1)], "well under the budget"),
+        Wrong(lambda s, e, b: [(s // 3 + 1, e - 1), (s, 1)], "multiple of 16"),
+        Wrong(lambda s, e, b: [(s // 4, e), (s, 1)], "add up"),
+    ],
+    "01.val_transform": [
+        Wrong(lambda r: _val_pipeline(r, random=True), "deterministic"),
+        Wrong(lambda r: _val_pipeline(r, normalize=False), "not normalized"),
+        Wrong(lambda r: _val_pipeline(r, crop=False), "expected (3,"),
+        Wrong(lambda r: (lambda image: image), "torch.Tensor"),
+    ],
     "00.conv_macs": [
         Wrong(lambda ci, co, k, h, w, groups=1: co * ci * k * k * h * w, "groups"),
         Wrong(lambda ci, co, k, h, w, groups=1: 2 * co * (ci // groups) * k * k * h * w, "FLOPs"),

@@ -89,3 +89,12 @@ def test_resolution_slider_widget_and_static_fallback(monkeypatch):
     assert isinstance(slider, ipywidgets.SelectionSlider)
     assert list(slider.options) == [("full", 1), ("1/2", 2), ("1/4", 4)]
     slider.value = 4  # redraws without error
+
+
+def test_mean_spread():
+    from hrlib.viz import mean_spread
+
+    assert mean_spread([0.9, 1.0, 0.8]) == "0.90 ± 0.08"
+    assert mean_spread([3], ".1f") == "3.0 ± 0.0"
+    with pytest.raises(ValueError, match="at least one"):
+        mean_spread([])

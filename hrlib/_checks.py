@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -12,3 +14,26 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_float(name: str, value: object, low: float = -math.inf, high: float = math.inf, *,
+                low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
+    """Return ``value`` as a finite float within the bounds; raise ``TypeError``/``ValueError`` naming ``name``.
+
+    ``low_open``/``high_open`` exclude the bound itself; ``hint`` (what the number means) is added to the message.
+    """
+    if low > -math.inf and high < math.inf:
+        want = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low > -math.inf:
+        want = f"{'>' if low_open else '>='} {low:g}"
+    elif high < math.inf:
+        want = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        want = ""
+    what = f"{name} must be a finite float {want}".rstrip() + (f" ({hint})" if hint else "")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{what}, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)):
+        raise ValueError(f"{what}, got {value!r}")
+    return v

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hrlib._checks import check_int
+from hrlib._checks import check_float, check_int
 from hrlib.config import get_profile
 
 CLASS_NAMES: tuple[str, ...] = ("normal", "lesion", "target")
@@ -278,18 +278,16 @@ def make_slide(size: int | None = None, *, label: int | None = None, seed: int =
         label = check_int("label", label, 0)
         if label >= len(CLASS_NAMES):
             raise ValueError(f"label must be in 0..{len(CLASS_NAMES) - 1} ({CLASS_NAMES}), got {label}")
-    if not isinstance(target_frac, (int, float)) or not 0 < target_frac <= 0.25:
-        raise ValueError(f"target_frac (target diameter / image side) must be in (0, 0.25] so targets fit in the "
-                         f"image, got {target_frac!r}")
+    target_frac = check_float("target_frac", target_frac, 0.0, 0.25, low_open=True,
+                              hint="target diameter / image side, so that targets fit in the image")
     n_decoys = check_int("n_decoys", n_decoys, 0)
     if n_decoys > 10:
         raise ValueError(f"n_decoys must be <= 10, got {n_decoys}")
-    if not isinstance(density, (int, float)) or not 0 < density <= 4:
-        raise ValueError(f"density must be in (0, 4], got {density!r}")
+    density = check_float("density", density, 0.0, 4.0, low_open=True, hint="nuclei density multiplier")
     site_obj = get_site(site)
     if label is None:
         label = int(np.random.default_rng([seed, 3]).integers(len(CLASS_NAMES)))
-    lay = _make_layout(seed, label, float(target_frac), n_decoys, float(density))
+    lay = _make_layout(seed, label, target_frac, n_decoys, density)
     noise_seed = int.from_bytes(hashlib.sha256(f"{seed}/{site_obj.name}/{size}".encode()).digest()[:8], "little")
     image, mask = _render(lay, size, site_obj, noise_seed)
     boxes = _boxes(lay.evidence, size)

@@ -9,7 +9,6 @@ Models: :class:`DSConvNet`, :class:`TinyConvNeXt` (by name: :func:`build_model`)
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils.flop_counter import FlopCounterMode
 
-from hrlib._checks import check_int
+from hrlib._checks import check_float, check_int
 
 __all__ = ["ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
            "build_model", "conv2d_macs", "conv2d_params", "count_cost", "measure_receptive_field",
@@ -130,9 +129,7 @@ class ConvNeXtBlock(nn.Module):
         dim, expansion = check_int("dim", dim), check_int("expansion", expansion)
         if check_int("kernel_size", kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd (to keep H and W), got {kernel_size}")
-        if (isinstance(layer_scale_init, bool) or not isinstance(layer_scale_init, int | float)
-                or not 0 < layer_scale_init < math.inf):
-            raise ValueError(f"layer_scale_init must be a finite float > 0, got {layer_scale_init!r}")
+        layer_scale_init = check_float("layer_scale_init", layer_scale_init, 0.0, low_open=True)
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.norm = LayerNorm2d(dim)
         self.pwconv1 = nn.Conv2d(dim, expansion * dim, 1)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrlib._checks import check_int
+from hrlib._checks import check_float, check_int
 from hrlib.data import SLIDE_MEAN, SLIDE_STD
 
 __all__ = ["POLICIES", "Policy", "Schedule", "Stage", "evaluate_at_resolutions", "recalibrate_bn",
@@ -113,8 +113,7 @@ def val_transform(resolution: int, *, source_size: int, mean: Sequence[float] = 
     is ImageNet's crop. No randomness: an image gives the same tensor on every call, from every new transform."""
     source_size = check_int("source_size", source_size)
     resolution = _check_resolution("resolution", resolution, source_size, allow_upsample)
-    if isinstance(crop_fraction, bool) or not isinstance(crop_fraction, int | float) or not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be a float in (0, 1], got {crop_fraction!r}")
+    crop_fraction = check_float("crop_fraction", crop_fraction, 0.0, 1.0, low_open=True)
     mean, std = _check_stats("mean", mean, False), _check_stats("std", std, True)
     short = max(resolution, round(resolution / crop_fraction))
     return A.Compose([A.SmallestMaxSize(max_size=short, interpolation=cv2.INTER_LINEAR, area_for_downscale="image"),

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from hrlib._checks import check_int
+from hrlib._checks import check_float, check_int
 from hrlib.config import get_device, seed_everything
 from hrlib.models import count_cost
 
@@ -272,10 +272,7 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
         if not callable(val_transform):
             raise ValueError(f"val_transform must be a callable transform when val_set is given, "
                              f"got {type(val_transform).__name__}")
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, int | float) or not 0 <= weight_decay < math.inf:
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    lr, weight_decay = check_float("lr", lr, 0.0, low_open=True), check_float("weight_decay", weight_decay, 0.0)
     batch_size, epochs_per_eval = check_int("batch_size", batch_size), check_int("epochs_per_eval", epochs_per_eval)
     seed, num_workers = check_int("seed", seed, 0), check_int("num_workers", num_workers, 0)
     if lr_schedule not in LR_SCHEDULES:

@@ -394,6 +394,7 @@ def test_strip_solutions_without_markers_is_identity() -> None:
 # ------------------------------------------------------------------------------------ exercise notebooks
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", sorted(EXERCISES.glob("*.ipynb")), ids=lambda p: p.name)
 def test_exercise_notebook_runs_with_only_not_implemented_errors(path: Path) -> None:
     from nbclient import NotebookClient

@@ -225,3 +225,13 @@ def test_slide_statistics_match_the_generator():
     ims = np.stack([make_slide(128, seed=i, label=i % 3).image for i in range(12)]).astype(float) / 255
     np.testing.assert_allclose(ims.mean(axis=(0, 1, 2)), SLIDE_MEAN, atol=0.03)
     np.testing.assert_allclose(ims.std(axis=(0, 1, 2)), SLIDE_STD, atol=0.03)
+
+
+def test_dataset_in_dataloader_workers(tmp_path):
+    """Worker processes render (or read the disk cache) the same items as the main process."""
+    ds = SlideDataset(6, 32, seed=4, cache_dir=tmp_path)
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate_slides)
+    images = torch.cat([x for x, _, _ in loader])
+    assert images.shape == (6, 32, 32, 3)
+    np.testing.assert_array_equal(images[4].numpy(), ds[4][0])
+    assert len(list(ds.cache_dir.glob("*.npz"))) == 6

@@ -321,3 +321,18 @@ def test_fit_is_deterministic_with_albumentations_schedules():
         model = build_model("dsconvnet", num_classes=3, widths=(8, 16))
         runs.append(fit(model, data, sched, batch_size=4, seed=5, progress=False, count_macs=False))
     assert [r["train_loss"] for r in runs[0].rows] == [r["train_loss"] for r in runs[1].rows]
+
+
+def test_fit_with_worker_processes_is_reproducible():
+    from hrlib.data import SlideDataset
+    from hrlib.staging import Schedule
+
+    data = SlideDataset(8, 32, seed=2)
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model("dsconvnet", num_classes=3, widths=(8, 16))
+        history = fit(model, data, Schedule.fixed(32, 2), batch_size=4, seed=1, num_workers=2, progress=False,
+                      count_macs=False)
+        losses.append(history.column("train_loss").tolist())
+    assert losses[0] == losses[1]

@@ -98,3 +98,13 @@ def test_mean_spread():
     assert mean_spread([3], ".1f") == "3.0 ± 0.0"
     with pytest.raises(ValueError, match="at least one"):
         mean_spread([])
+
+
+def test_hrlib_cli_info_and_bench(capsys):
+    from hrlib.__main__ import main
+
+    assert main(["info"]) == 0 and "profile=" in capsys.readouterr().out
+    assert main(["bench", "generator", "--sizes", "16", "--seconds", "0.01"]) == 0
+    assert "images/s" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([])

@@ -1,0 +1,306 @@
+"""Training diagnostics for lesson 06: per-layer gradient norms, divergence and overfitting detectors, clipping.
+
+The functions (:func:`grad_norms`, :func:`total_grad_norm`, :func:`is_overfitting`) read a model's ``.grad`` or a
+list of losses and work in any hand-written loop; the :class:`hrlib.train.Callback` classes wrap them for
+:func:`hrlib.train.fit`. Nothing here registers hooks on the model: gradients are read after ``backward()``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import nn
+
+from hrlib._checks import check_float, check_int
+from hrlib.train import Callback, History, TrainState
+
+__all__ = ["DivergenceDetector", "DivergenceReport", "GradClipper", "GradNormMonitor", "OverfitDetector",
+           "grad_norms", "is_overfitting", "plot_lr", "total_grad_norm"]
+
+
+def _check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _layer_grads(model: nn.Module) -> dict[str, list[torch.Tensor]]:
+    """Gradients grouped by the name of the module that owns the parameter, in model order; no grad: skipped."""
+    groups: dict[str, list[torch.Tensor]] = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            groups.setdefault(name.rpartition(".")[0] or name, []).append(p.grad.detach())
+    return groups
+
+
+def grad_norms(model: nn.Module) -> dict[str, float]:
+    """L2 norm of the gradient of each layer (module name -> sqrt of the sum of squares over its parameters'
+    ``.grad``, e.g. ``"features.0.0"``), in model order. Parameters without a gradient are skipped. Call it after
+    ``backward()`` (and after ``GradScaler.unscale_`` under AMP); a NaN/inf gradient gives a NaN/inf norm."""
+    groups = _layer_grads(_check_model(model))
+    if not groups:
+        return {}
+    sq = [sum(g.float().pow(2).sum() for g in grads) for grads in groups.values()]
+    return dict(zip(groups, torch.stack(sq).sqrt().tolist(), strict=True))  # one device sync for all layers
+
+
+def total_grad_norm(model: nn.Module) -> float:
+    """L2 norm of all gradients together: what ``torch.nn.utils.clip_grad_norm_`` returns (0.0 without grads)."""
+    grads = [p.grad.detach() for p in _check_model(model).parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0) for g in grads]), 2.0))
+
+
+def _first_nonfinite(model: nn.Module, norms: dict[str, float]) -> tuple[str, str] | None:
+    """``(layer, "nan" or "inf")`` of the first layer in model order with a non-finite gradient value, or None.
+    Only layers whose norm is non-finite are scanned (a finite norm means finite values)."""
+    suspects = {k for k, v in norms.items() if not math.isfinite(v)}
+    for layer, grads in _layer_grads(model).items():
+        for g in grads if layer in suspects else ():
+            if not bool(torch.isfinite(g).all()):
+                return layer, "nan" if bool(torch.isnan(g).any()) else "inf"
+    return None
+
+
+class GradNormMonitor(Callback):
+    """Record per-layer gradient norms every ``every_n_steps`` (>= 1) optimizer steps: steps 1, 1 + N, 1 + 2N...
+
+    ``steps``: the recorded steps; ``norms``: layer -> one norm per recorded step (NaN where a layer had no grad).
+    With :func:`hrlib.train.fit` it records in ``on_after_backward``; in a plain loop call :meth:`record` after
+    every ``backward()``. It only reads ``.grad``: no hooks, so no cost on the steps it skips.
+    """
+
+    def __init__(self, every_n_steps: int = 10) -> None:
+        self.every_n_steps = check_int("every_n_steps", every_n_steps)
+        self.steps: list[int] = []
+        self.norms: dict[str, list[float]] = {}
+
+    def record(self, model: nn.Module, step: int) -> bool:
+        """Record ``model``'s per-layer norms if ``step`` (>= 1) is due; returns whether it recorded."""
+        step = check_int("step", step)
+        if (step - 1) % self.every_n_steps:
+            return False
+        norms = grad_norms(model)
+        for layer in norms:  # a layer first seen now: NaN for the earlier steps
+            self.norms.setdefault(layer, [math.nan] * len(self.steps))
+        for layer, values in self.norms.items():
+            values.append(norms.get(layer, math.nan))
+        self.steps.append(step)
+        return True
+
+    def on_after_backward(self, state: TrainState) -> None:
+        self.record(state.model, state.step)
+
+    def as_array(self) -> tuple[list[str], np.ndarray]:
+        """The layer names and a ``(recorded steps, layers)`` float array of their norms."""
+        layers = list(self.norms)
+        values = np.array([self.norms[k] for k in layers], dtype=float).T.reshape(len(self.steps), len(layers))
+        return layers, values
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """Heatmap of log10 gradient norms, layers (rows, input first) x recorded steps; zero norms are blank."""
+        layers, values = self.as_array()
+        if not self.steps or not layers:
+            raise ValueError("GradNormMonitor has recorded no gradient norms yet: run fit() or call record() first")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 1 + 0.25 * len(layers)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(values > 0, np.log10(values), np.nan)
+        image = ax.imshow(logs.T, aspect="auto", interpolation="nearest", cmap="viridis")
+        ticks = np.unique(np.linspace(0, len(self.steps) - 1, min(len(self.steps), 10)).round().astype(int))
+        ax.set_xticks(ticks, [str(self.steps[i]) for i in ticks])
+        ax.set_yticks(range(len(layers)), layers, fontsize=7)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("layer")
+        ax.set_title("gradient L2 norm per layer")
+        ax.figure.colorbar(image, ax=ax, label="log10 gradient norm")
+        return ax.figure  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class DivergenceReport:
+    """The first problem a :class:`DivergenceDetector` saw: ``kind`` is one of :data:`DivergenceDetector.KINDS`;
+    ``layer``: first layer (model order) with a non-finite gradient, else the one with the largest norm (None
+    without gradients); ``message``: one readable sentence."""
+
+    step: int
+    epoch: int
+    kind: str
+    loss: float
+    layer: str | None
+    message: str
+
+
+class DivergenceDetector(Callback):
+    """Flag the first NaN/inf loss, NaN/inf gradient, or loss spike (loss > ``spike_factor`` (> 1) x the median of
+    the last ``window`` (>= 5) finite losses; judged once 5 are known). The first problem is kept in
+    :attr:`report` and warned about (``RuntimeWarning``); with ``stop`` it sets ``state.stop_training`` (fit
+    ends after the epoch). Each check reads all gradients: one device sync per step.
+    """
+
+    KINDS = ("nan_loss", "inf_loss", "nan_grad", "inf_grad", "spike")
+
+    def __init__(self, spike_factor: float = 10.0, window: int = 20, stop: bool = True) -> None:
+        self.spike_factor = check_float("spike_factor", spike_factor, 1.0, low_open=True)
+        self.window, self.stop = check_int("window", window, 5), bool(stop)
+        self.losses: deque[float] = deque(maxlen=self.window)
+        self.report: DivergenceReport | None = None
+
+    def check(self, model: nn.Module, loss: float | torch.Tensor, step: int, epoch: int = 0) -> DivergenceReport | None:
+        """Check one step (after ``backward()``): returns its problem or None; the first one is kept in ``report``."""
+        if not isinstance(loss, int | float | torch.Tensor) or isinstance(loss, bool):
+            raise TypeError(f"loss must be a float or a 0-d tensor, got {type(loss).__name__}")
+        loss, step, epoch = float(loss), check_int("step", step, 0), check_int("epoch", epoch, 0)
+        norms = grad_norms(model)
+        bad = _first_nonfinite(model, norms)
+        largest = max(norms, key=lambda k: norms[k]) if norms else None
+        median = float(np.median(self.losses)) if len(self.losses) >= 5 else math.nan
+        where = f"step {step} (epoch {epoch})"
+        if not math.isfinite(loss):
+            kind = "nan_loss" if math.isnan(loss) else "inf_loss"
+            layer = bad[0] if bad else largest
+            message = f"{where}: the loss is {loss}; check the lr, the inputs and the gradients of {layer}"
+        elif bad is not None:
+            kind, layer = f"{bad[1]}_grad", bad[0]
+            message = f"{where}: {bad[1]} gradient in layer {layer} (loss {loss:.4g}); lower the lr or clip"
+        elif loss > self.spike_factor * median:
+            kind, layer, ratio = "spike", largest, loss / median if median > 0 else math.inf
+            message = (f"{where}: loss {loss:.4g} is {ratio:.1f} x the running median {median:.4g}; "
+                       f"largest gradient norm in {layer}: lower the lr or clip")
+        else:
+            self.losses.append(loss)
+            return None
+        if math.isfinite(loss):
+            self.losses.append(loss)
+        report = DivergenceReport(step, epoch, kind, loss, layer, message)
+        if self.report is None:
+            self.report = report
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return report
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.losses.clear()
+        self.report = None
+
+    def on_after_backward(self, state: TrainState) -> None:
+        if self.check(state.model, state.loss, state.step, state.epoch) is not None and self.stop:
+            state.stop_training = True
+
+
+class GradClipper(Callback):
+    """Clip the total gradient norm to ``max_norm`` (> 0) with ``torch.nn.utils.clip_grad_norm_`` before each step.
+
+    Order matters under AMP: unscale first, then clip (clipping scaled gradients compares ``max_norm`` with norms
+    inflated by the loss scale); :func:`hrlib.train.fit` unscales before ``on_after_backward``. Keeps the pre-clip
+    norms (``norms``) and adds ``clip_rate`` (fraction of the epoch's steps clipped, 0-1) and
+    ``grad_norm_median`` (pre-clip) to each epoch's row.
+    """
+
+    def __init__(self, max_norm: float = 1.0) -> None:
+        self.max_norm = check_float("max_norm", max_norm, 0.0, low_open=True)
+        self.norms: list[float] = []
+        self.clipped = 0
+        self._epoch_start = 0
+        self._epoch_clipped = 0
+
+    def clip(self, model: nn.Module) -> float:
+        """Clip ``model``'s gradients in place (call after ``backward()``/``unscale_``); returns the pre-clip norm."""
+        norm = float(torch.nn.utils.clip_grad_norm_(_check_model(model).parameters(), self.max_norm))
+        self.norms.append(norm)
+        if norm > self.max_norm:
+            self.clipped += 1
+            self._epoch_clipped += 1
+        return norm
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.norms, self.clipped = [], 0
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        self._epoch_start, self._epoch_clipped = len(self.norms), 0
+
+    def on_after_backward(self, state: TrainState) -> None:
+        self.clip(state.model)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        epoch_norms = self.norms[self._epoch_start:]
+        state.row["clip_rate"] = self._epoch_clipped / len(epoch_norms) if epoch_norms else math.nan
+        state.row["grad_norm_median"] = float(np.median(epoch_norms)) if epoch_norms else math.nan
+
+
+def is_overfitting(train_losses: Sequence[float], val_losses: Sequence[float], patience: int = 3,
+                   min_delta: float = 0.0) -> bool:
+    """Whether, over the last ``patience`` (>= 1) evaluations, the train loss fell while no val loss beat the best
+    before them by more than ``min_delta`` (>= 0). Both sequences hold one loss per evaluation, oldest first."""
+    patience, min_delta = check_int("patience", patience), check_float("min_delta", min_delta, 0.0)
+    if len(train_losses) != len(val_losses):
+        raise ValueError(f"train_losses and val_losses must have one value per evaluation, got lengths "
+                         f"{len(train_losses)} and {len(val_losses)}")
+    if len(val_losses) <= patience:
+        return False
+    train_fell = train_losses[-1] < train_losses[-1 - patience]
+    return bool(train_fell and min(val_losses[-patience:]) >= min(val_losses[:-patience]) - min_delta)
+
+
+class OverfitDetector(Callback):
+    """Flag overfitting (:func:`is_overfitting`) at each epoch with a finite ``val_loss``; adds ``overfitting``
+    (bool) to those rows, keeps the first flagged epoch in ``flagged_epoch``; with ``stop``, ends training there.
+    In a plain loop call :meth:`update` after each evaluation."""
+
+    def __init__(self, patience: int = 3, min_delta: float = 0.0, stop: bool = False) -> None:
+        self.patience = check_int("patience", patience)
+        self.min_delta = check_float("min_delta", min_delta, 0.0)
+        self.stop = bool(stop)
+        self.train_losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.flagged_epoch: int | None = None
+
+    def update(self, epoch: int, train_loss: float, val_loss: float) -> bool:
+        """Add one evaluation; returns whether the run overfits now (``flagged_epoch`` keeps the first epoch)."""
+        self.train_losses.append(float(train_loss))
+        self.val_losses.append(float(val_loss))
+        flagged = is_overfitting(self.train_losses, self.val_losses, self.patience, self.min_delta)
+        if flagged and self.flagged_epoch is None:
+            self.flagged_epoch = epoch
+        return flagged
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.train_losses, self.val_losses, self.flagged_epoch = [], [], None
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        val_loss = state.row.get("val_loss", math.nan)
+        if not math.isfinite(val_loss):
+            return
+        state.row["overfitting"] = self.update(state.epoch, state.row["train_loss"], val_loss)
+        if state.row["overfitting"] and self.stop:
+            state.stop_training = True
+
+
+def plot_lr(history: History, ax: Axes | None = None) -> Figure:
+    """Learning rate per epoch (each row's ``lr``: that epoch's last batch), and ``momentum`` on a second axis
+    where the history has that column."""
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a hrlib.train.History, got {type(history).__name__}")
+    if len(history) == 0:
+        raise ValueError("history must have at least one epoch, got an empty History")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    epochs = history.column("epoch")
+    ax.plot(epochs, history.column("lr"), "o-", color="C0", label="lr")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate (last batch of the epoch)")
+    if any("momentum" in r for r in history.rows):
+        twin = ax.twinx()
+        twin.plot(epochs, history.column("momentum"), "s--", color="C1", label="momentum")
+        twin.set_ylabel("momentum")
+    ax.set_title("learning-rate schedule")
+    return ax.figure  # type: ignore[return-value]

@@ -1,0 +1,268 @@
+"""Memory and time of one training step (forward + backward + SGD step) under mixed precision and checkpointing.
+
+Modes (:data:`MODES`): ``"fp32"``; ``"amp"`` (``torch.autocast``: float16 with ``torch.amp.GradScaler`` on CUDA,
+bfloat16 elsewhere); ``"checkpoint"`` (each child of ``model.features`` recomputed in the backward pass, see
+:class:`Checkpointed`); ``"amp+checkpoint"``. :func:`profile_step` measures one mode, :func:`compare_modes` several
+side by side, :func:`largest_batch` the largest batch that fits a memory budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.graph import saved_tensors_hooks
+from torch.utils.checkpoint import checkpoint
+
+from hrlib._checks import check_int
+from hrlib.config import get_device
+from hrlib.models import _bare_copy
+
+__all__ = ["MODES", "Checkpointed", "StepProfile", "compare_modes", "largest_batch", "profile_step"]
+
+MODES: tuple[str, ...] = ("fp32", "amp", "checkpoint", "amp+checkpoint")
+
+
+@contextlib.contextmanager
+def _frozen_bn_stats(module: nn.Module) -> Iterator[None]:
+    """Point the BatchNorm buffers of ``module`` at throw-away copies, so a recompute leaves the real ones alone."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    kept = [{n: getattr(bn, n) for n in names} for bn in bns]
+    for bn, buffers in zip(bns, kept, strict=True):
+        for n, t in buffers.items():
+            if t is not None:
+                setattr(bn, n, t.clone())
+    try:
+        yield
+    finally:
+        for bn, buffers in zip(bns, kept, strict=True):
+            for n, t in buffers.items():
+                setattr(bn, n, t)
+
+
+class Checkpointed(nn.Module):
+    """Run ``model`` (with ``features``, an ``nn.Sequential`` of stages, and ``head``) checkpointing each stage.
+
+    Only each stage's input is kept for the backward pass; the stage is recomputed there
+    (``torch.utils.checkpoint.checkpoint(..., use_reentrant=False)``). The wrapper shares ``model``'s parameters
+    and changes nothing in it; BatchNorm running statistics are updated once per step, not again in the recompute.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(getattr(model, "features", None), nn.Sequential) or not hasattr(model, "head"):
+            raise TypeError(f"model must have `features` (nn.Sequential) and `head`, got {type(model).__name__}")
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of ``model`` for images ``x`` (N, C, H, W)."""
+        for stage in self.model.features:
+            x = checkpoint(stage, x, use_reentrant=False,
+                           context_fn=lambda s=stage: (contextlib.nullcontext(), _frozen_bn_stats(s)))
+        return self.model.head(x)
+
+
+@dataclass(frozen=True)
+class StepProfile:
+    """One training step measured by :func:`profile_step`.
+
+    ``saved_bytes``: bytes autograd keeps for the backward pass during the forward (once per storage, parameters
+    and buffers excluded; checkpointed stages count only their inputs, their recompute in the backward does not
+    count). ``peak_bytes``: on CUDA, the rise of ``torch.cuda.max_memory_allocated`` over the step; elsewhere
+    ``saved_bytes`` plus, in checkpoint modes, the largest stage's own activations, which the backward recomputes one
+    stage at a time (an estimate from saved tensors: the CPU has no allocator peak counter). ``seconds``: median
+    wall time of one step. ``device``: where it ran, e.g. ``"cpu"``.
+    """
+
+    mode: str
+    batch_size: int
+    image_size: int
+    peak_bytes: int
+    saved_bytes: int
+    seconds: float
+    device: str
+
+
+def _check_mode(name: str, mode: object) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{name} must be one of {list(MODES)}, got {mode!r}")
+    return str(mode)
+
+
+def _check_model(model: object, mode: str) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if "checkpoint" in mode and not (isinstance(getattr(model, "features", None), nn.Sequential)
+                                     and hasattr(model, "head")):
+        raise TypeError(f"model must have `features` (nn.Sequential) and `head` for mode {mode!r}")
+    return model
+
+
+def _infer(model: nn.Module, kind: type[nn.Module], attr: str, name: str) -> int:
+    layers = [m for m in model.modules() if isinstance(m, kind)]
+    if not layers:
+        raise ValueError(f"{name} must be given: the model has no {kind.__name__} to infer it from")
+    return int(getattr(layers[0 if attr == "in_channels" else -1], attr))
+
+
+def _largest_stage_bytes(model: nn.Module, x: torch.Tensor, amp: bool, dtype: torch.dtype, owned: set[int]) -> int:
+    """Bytes one stage of ``model.features`` saves when recomputed, without its input (a counted boundary) and
+    the ``owned`` parameter/buffer storages. Only live tensors are compared: freed addresses get reused."""
+    largest = 0
+    with torch.autocast(x.device.type, dtype=dtype, enabled=amp), _frozen_bn_stats(model):
+        for stage in model.features:
+            seen: dict[int, int] = {}
+            known = owned | {x.untyped_storage().data_ptr()}
+
+            def pack(t: torch.Tensor, seen: dict[int, int] = seen, known: set[int] = known) -> torch.Tensor:
+                if t.untyped_storage().data_ptr() not in known:
+                    seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+                return t
+
+            with saved_tensors_hooks(pack, lambda t: t):
+                x = stage(x)
+            largest = max(largest, sum(seen.values()))
+    return largest
+
+
+def _profile(model: nn.Module, batch_size: int, image_size: int, mode: str, num_classes: int,
+             repeats: int, device: torch.device) -> StepProfile:
+    """Measure on a hook-free deep copy; ``repeats`` may be 0 here (then ``seconds`` is NaN)."""
+    clone = _bare_copy(model).to(device).train()
+    net = Checkpointed(clone) if "checkpoint" in mode else clone
+    amp, cuda = "amp" in mode, device.type == "cuda"
+    dtype = torch.float16 if cuda else torch.bfloat16
+    scaler = torch.amp.GradScaler("cuda") if amp and cuda else None
+    optimizer = torch.optim.SGD(clone.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+    in_channels = _infer(clone, nn.Conv2d, "in_channels", "in_channels")
+    x = torch.randn(batch_size, in_channels, image_size, image_size, generator=gen).to(device)
+    y = torch.randint(num_classes, (batch_size,), generator=gen).to(device)
+    owned = {t.untyped_storage().data_ptr() for t in (*clone.parameters(), *clone.buffers())}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in owned:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    def step(hooks: contextlib.AbstractContextManager) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with hooks, torch.autocast(device.type, dtype=dtype, enabled=amp):
+            loss = F.cross_entropy(net(x), y)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    step(saved_tensors_hooks(pack, lambda t: t))  # warm-up, and what the forward saves
+    saved_bytes = sum(saved.values())
+    peak_bytes = saved_bytes
+    if "checkpoint" in mode and not cuda:  # the backward rebuilds one stage at a time: add the largest
+        peak_bytes += _largest_stage_bytes(clone, x, amp, dtype, owned)
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        step(contextlib.nullcontext())
+        torch.cuda.synchronize(device)
+        peak_bytes = torch.cuda.max_memory_allocated(device) - base
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(contextlib.nullcontext())
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    seconds = sorted(times)[len(times) // 2] if times else math.nan
+    return StepProfile(mode, batch_size, image_size, peak_bytes, saved_bytes, seconds, str(device))
+
+
+def _resolve(model: object, mode: object, num_classes: int | None,
+             device: str | torch.device | None) -> tuple[nn.Module, str, int, torch.device]:
+    mode = _check_mode("mode", mode)
+    model = _check_model(model, mode)
+    if num_classes is None:
+        num_classes = _infer(model, nn.Linear, "out_features", "num_classes")
+    num_classes = check_int("num_classes", num_classes)
+    device = device if isinstance(device, torch.device) else get_device(device)
+    return model, mode, num_classes, device
+
+
+def profile_step(model: nn.Module, *, batch_size: int, image_size: int, mode: str = "fp32",
+                 num_classes: int | None = None, repeats: int = 3,
+                 device: str | torch.device | None = None) -> StepProfile:
+    """Measure one training step of a deep copy of ``model`` (the caller's weights and mode stay as they were).
+
+    Random (batch_size, C, image_size, image_size) images and labels from a fixed generator, cross-entropy, SGD.
+    ``batch_size``, ``image_size`` (px): ints >= 1; ``mode``: one of :data:`MODES`; ``num_classes``: labels
+    (default: out_features of the last ``nn.Linear``); ``repeats``: timed steps after one warm-up (>= 1);
+    ``device``: ``"cpu"``, ``"cuda"``, ... (default: :func:`hrlib.config.get_device`).
+    """
+    batch_size, image_size = check_int("batch_size", batch_size), check_int("image_size", image_size)
+    repeats = check_int("repeats", repeats)
+    model, mode, num_classes, device = _resolve(model, mode, num_classes, device)
+    return _profile(model, batch_size, image_size, mode, num_classes, repeats, device)
+
+
+def compare_modes(model: nn.Module, *, batch_size: int, image_size: int, modes: Sequence[str] = MODES,
+                  num_classes: int | None = None, repeats: int = 3,
+                  device: str | torch.device | None = None) -> list[StepProfile]:
+    """:func:`profile_step` for each of ``modes`` (a non-empty sequence of :data:`MODES`) in one run, same inputs."""
+    if isinstance(modes, str) or not isinstance(modes, Sequence) or len(modes) == 0:
+        raise TypeError(f"modes must be a non-empty sequence of {list(MODES)}, got {modes!r}")
+    modes = [_check_mode(f"modes[{i}]", m) for i, m in enumerate(modes)]
+    return [profile_step(model, batch_size=batch_size, image_size=image_size, mode=m, num_classes=num_classes,
+                         repeats=repeats, device=device) for m in modes]
+
+
+def largest_batch(model: nn.Module, *, image_size: int, budget_bytes: int, mode: str = "fp32",
+                  max_batch: int = 1024, num_classes: int | None = None,
+                  device: str | torch.device | None = None) -> int:
+    """Largest batch (<= ``max_batch``) whose memory (``peak_bytes`` of :class:`StepProfile`) fits ``budget_bytes``.
+
+    Activation memory is linear in the batch, so batches 1 and 2 are measured and the line extrapolated; the
+    answer is then checked by measuring it and the next batch (searching further if needed). Returns 0 if
+    batch 1 does not fit. ``image_size`` (px), ``budget_bytes``, ``max_batch``: ints >= 1; the rest as in
+    :func:`profile_step`.
+    """
+    image_size, budget_bytes = check_int("image_size", image_size), check_int("budget_bytes", budget_bytes)
+    max_batch = check_int("max_batch", max_batch)
+    model, mode, num_classes, device = _resolve(model, mode, num_classes, device)
+    cache: dict[int, int] = {}
+
+    def cost(b: int) -> int:
+        if b not in cache:
+            cache[b] = _profile(model, b, image_size, mode, num_classes, 0, device).peak_bytes
+        return cache[b]
+
+    if cost(1) > budget_bytes:
+        return 0
+    if max_batch == 1:
+        return 1
+    slope = cost(2) - cost(1)
+    guess = max_batch if slope <= 0 else int((budget_bytes - cost(1)) // slope) + 1
+    guess = min(max(guess, 1), max_batch)
+    lo, hi = 1, max_batch + 1  # cost(lo) fits; hi is the smallest batch known not to fit (or beyond max_batch)
+    probe, step = guess, 1
+    while hi - lo > 1:
+        probe = min(max(probe, lo + 1), hi - 1)
+        if cost(probe) <= budget_bytes:
+            lo = probe
+            probe = lo + step if hi > max_batch else (lo + hi) // 2  # gallop up until something does not fit
+            step *= 2
+        else:
+            hi = probe
+            probe = hi - 1 if probe == guess else (lo + hi) // 2
+    return lo

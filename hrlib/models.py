@@ -259,10 +259,21 @@ def count_cost(model: nn.Module, image_size: int | tuple[int, int], *, batch_siz
             saved[storage.data_ptr()] = storage.nbytes()
         return t
 
+    def saved_bytes(batch: torch.Tensor) -> int:
+        saved.clear()
+        with torch.enable_grad(), saved_tensors_hooks(pack, lambda t: t):
+            clone(batch)
+        return sum(saved.values())
+
     clone.train()
-    with torch.enable_grad(), saved_tensors_hooks(pack, lambda t: t):
-        clone(x)
-    return Cost(params=params, macs=macs, activation_bytes=sum(saved.values()), output_shape=output_shape)
+    try:
+        activation_bytes = saved_bytes(x)
+    except ValueError as exc:  # training-mode BatchNorm cannot normalize one value per channel (a 1x1 map, batch 1)
+        if "more than 1 value per channel" not in str(exc):
+            raise
+        b2, b4 = saved_bytes(x.repeat(2, 1, 1, 1)), saved_bytes(x.repeat(4, 1, 1, 1))
+        activation_bytes = (3 * b2 - b4) // 2  # linear in the batch plus BatchNorm's per-channel constant
+    return Cost(params=params, macs=macs, activation_bytes=activation_bytes, output_shape=output_shape)
 
 
 def receptive_field(layers: Sequence[nn.Conv2d] | nn.Module) -> int:

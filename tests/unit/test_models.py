@@ -236,3 +236,15 @@ def test_errors_name_the_argument() -> None:
         receptive_field([nn.Conv2d(1, 1, 3), nn.ReLU()])
     with pytest.raises(ValueError, match="must return a .N, C, H, W. feature map"):
         measure_receptive_field(DSConvNet(widths=(4,)))
+
+
+def test_count_cost_when_the_last_feature_map_is_one_pixel():
+    """At 16 px DSConvNet's last map is 1x1: batch-1 training-mode BatchNorm fails, so count_cost extrapolates from
+    batches 2 and 4; the extrapolation agrees with a direct batch-1 measurement where one is possible."""
+    model = build_model("dsconvnet")
+    one = count_cost(model, 16)
+    assert one.output_shape == (1, 3) and one.activation_bytes > 0
+    b2, b4 = (count_cost(model, 16, batch_size=b).activation_bytes for b in (2, 4))
+    assert one.activation_bytes == (3 * b2 - b4) // 2
+    d1, d2, d4 = (count_cost(model, 64, batch_size=b).activation_bytes for b in (1, 2, 4))  # all direct
+    assert d1 == (3 * d2 - d4) // 2

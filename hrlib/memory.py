@@ -17,12 +17,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.graph import saved_tensors_hooks
 from torch.utils.checkpoint import checkpoint
 
 from hrlib._checks import check_int
 from hrlib.config import get_device
-from hrlib.models import _bare_copy
+from hrlib.models import SavedBytes, _bare_copy
 
 __all__ = ["MODES", "Checkpointed", "StepProfile", "compare_modes", "largest_batch", "profile_step"]
 
@@ -112,23 +111,15 @@ def _infer(model: nn.Module, kind: type[nn.Module], attr: str, name: str) -> int
     return int(getattr(layers[0 if attr == "in_channels" else -1], attr))
 
 
-def _largest_stage_bytes(model: nn.Module, x: torch.Tensor, amp: bool, dtype: torch.dtype, owned: set[int]) -> int:
+def _largest_stage_bytes(model: nn.Module, x: torch.Tensor, amp: bool, dtype: torch.dtype) -> int:
     """Bytes one stage of ``model.features`` saves when recomputed, without its input (a counted boundary) and
-    the ``owned`` parameter/buffer storages. Only live tensors are compared: freed addresses get reused."""
+    the parameters/buffers. Only live tensors are excluded: freed addresses get reused."""
     largest = 0
     with torch.autocast(x.device.type, dtype=dtype, enabled=amp), _frozen_bn_stats(model):
         for stage in model.features:
-            seen: dict[int, int] = {}
-            known = owned | {x.untyped_storage().data_ptr()}
-
-            def pack(t: torch.Tensor, seen: dict[int, int] = seen, known: set[int] = known) -> torch.Tensor:
-                if t.untyped_storage().data_ptr() not in known:
-                    seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-                return t
-
-            with saved_tensors_hooks(pack, lambda t: t):
+            with SavedBytes(model, exclude=(x,)) as recorder:
                 x = stage(x)
-            largest = max(largest, sum(seen.values()))
+            largest = max(largest, recorder.total)
     return largest
 
 
@@ -145,15 +136,6 @@ def _profile(model: nn.Module, batch_size: int, image_size: int, mode: str, num_
     in_channels = _infer(clone, nn.Conv2d, "in_channels", "in_channels")
     x = torch.randn(batch_size, in_channels, image_size, image_size, generator=gen).to(device)
     y = torch.randint(num_classes, (batch_size,), generator=gen).to(device)
-    owned = {t.untyped_storage().data_ptr() for t in (*clone.parameters(), *clone.buffers())}
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in owned:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
     def step(hooks: contextlib.AbstractContextManager) -> None:
         optimizer.zero_grad(set_to_none=True)
         with hooks, torch.autocast(device.type, dtype=dtype, enabled=amp):
@@ -166,11 +148,12 @@ def _profile(model: nn.Module, batch_size: int, image_size: int, mode: str, num_
             scaler.step(optimizer)
             scaler.update()
 
-    step(saved_tensors_hooks(pack, lambda t: t))  # warm-up, and what the forward saves
-    saved_bytes = sum(saved.values())
+    with SavedBytes(clone) as recorder:  # warm-up, and what the forward saves
+        step(contextlib.nullcontext())
+    saved_bytes = recorder.total
     peak_bytes = saved_bytes
     if "checkpoint" in mode and not cuda:  # the backward rebuilds one stage at a time: add the largest
-        peak_bytes += _largest_stage_bytes(clone, x, amp, dtype, owned)
+        peak_bytes += _largest_stage_bytes(clone, x, amp, dtype)
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

@@ -23,8 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from hrlib._checks import check_float, check_int
 
 __all__ = ["ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
-           "build_model", "conv2d_macs", "conv2d_params", "count_cost", "measure_receptive_field",
-           "receptive_field"]
+           "SavedBytes", "build_model", "conv2d_macs", "conv2d_params", "count_cost",
+           "measure_receptive_field", "receptive_field"]
 
 
 def _check_ints(name: str, values: object) -> tuple[int, ...]:
@@ -208,6 +208,35 @@ def conv2d_macs(c_in: int, c_out: int, kernel: int | tuple[int, int], out_h: int
     return conv2d_params(c_in, c_out, kernel, groups, bias=False) * out_h * out_w
 
 
+class SavedBytes:
+    """Context manager measuring what training keeps for the backward pass: the bytes of the tensors autograd saves
+    inside it (``saved_tensors_hooks``), once per storage, without ``module``'s parameters and buffers nor the
+    storages of the live tensors in ``exclude`` (e.g. an input already counted). ``total`` is the sum so far."""
+
+    def __init__(self, module: nn.Module, exclude: Sequence[torch.Tensor] = ()) -> None:
+        tensors = (*module.parameters(), *module.buffers(), *exclude)
+        self.owned = {t.untyped_storage().data_ptr() for t in tensors}
+        self.storages: dict[int, int] = {}
+        self._hooks = saved_tensors_hooks(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in self.owned:
+            self.storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+    def __enter__(self) -> SavedBytes:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hooks.__exit__(*exc)
+
+
 @dataclass(frozen=True)
 class Cost:
     """What one model costs at one input size (see :func:`count_cost`): ``params`` (count), ``macs``
@@ -250,20 +279,10 @@ def count_cost(model: nn.Module, image_size: int | tuple[int, int], *, batch_siz
         output_shape = tuple(clone(x).shape)
     macs = counter.get_total_flops() // 2
 
-    owned = {t.untyped_storage().data_ptr() for t in (*clone.parameters(), *clone.buffers())}
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in owned:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
     def saved_bytes(batch: torch.Tensor) -> int:
-        saved.clear()
-        with torch.enable_grad(), saved_tensors_hooks(pack, lambda t: t):
+        with torch.enable_grad(), SavedBytes(clone) as recorder:
             clone(batch)
-        return sum(saved.values())
+        return recorder.total
 
     clone.train()
     try:

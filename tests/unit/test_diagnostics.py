@@ -30,14 +30,7 @@ from hrlib.train import Callback, History, TrainState, fit
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, and far faster on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,7 @@ from torch import nn
 from hrlib.memory import MODES, Checkpointed, StepProfile, compare_modes, largest_batch, profile_step
 from hrlib.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
 
 
 def _tiny() -> nn.Module:

@@ -74,13 +74,7 @@ def tiny_model(seed: int = 0) -> nn.Module:
 QUIET = {"progress": False, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread: OpenMP sync costs more than it saves, and far more on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
 
 
 class Recorder(Callback):

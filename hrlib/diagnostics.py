@@ -1,4 +1,5 @@
-"""Training diagnostics for lesson 06: per-layer gradient norms, divergence and overfitting detectors, clipping.
+"""Training diagnostics for lesson 06: per-layer gradient norms, divergence and overfitting detectors, clipping,
+learning-rate plots and live training curves.
 
 The functions (:func:`grad_norms`, :func:`total_grad_norm`, :func:`is_overfitting`) read a model's ``.grad`` or a
 list of losses and work in any hand-written loop; the :class:`hrlib.train.Callback` classes wrap them for
@@ -8,6 +9,7 @@ list of losses and work in any hand-written loop; the :class:`hrlib.train.Callba
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections import deque
 from collections.abc import Sequence
@@ -23,7 +25,7 @@ from torch import nn
 from hrlib._checks import check_float, check_int
 from hrlib.train import Callback, History, TrainState
 
-__all__ = ["DivergenceDetector", "DivergenceReport", "GradClipper", "GradNormMonitor", "OverfitDetector",
+__all__ = ["DivergenceDetector", "DivergenceReport", "GradClipper", "GradNormMonitor", "LivePlot", "OverfitDetector",
            "grad_norms", "is_overfitting", "plot_lr", "total_grad_norm"]
 
 
@@ -304,3 +306,64 @@ def plot_lr(history: History, ax: Axes | None = None) -> Figure:
         twin.set_ylabel("momentum")
     ax.set_title("learning-rate schedule")
     return ax.figure  # type: ignore[return-value]
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - jupyter installs IPython
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+class LivePlot(Callback):
+    """Training and validation loss and accuracy per epoch, redrawn after every epoch of :func:`hrlib.train.fit`.
+
+    In a live notebook the figure updates in place. With ``live=False`` (the default when ``HRLIB_HEADLESS`` is
+    set, as when tests execute notebooks, or outside a notebook) it is drawn once, at the end of the run, so
+    stored outputs hold one figure, not one per epoch. ``title``: the figure's title. The figure is in
+    :attr:`figure`.
+    """
+
+    def __init__(self, title: str = "training curves", live: bool | None = None) -> None:
+        self.title = str(title)
+        self.live = (_in_notebook() and not os.environ.get("HRLIB_HEADLESS")) if live is None else bool(live)
+        self.figure: Figure | None = None
+        self._handle = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.figure, _ = plt.subplots(1, 2, figsize=(9, 3))
+        plt.close(self.figure)  # shown through display(), never twice by the inline backend
+        if self.live:
+            from IPython.display import display
+            self._handle = display(self.figure, display_id=True)
+
+    def _draw(self, history: History) -> None:
+        assert self.figure is not None
+        epochs = history.column("epoch") + 1
+        for ax, key, label in zip(self.figure.axes, ("loss", "acc"), ("cross-entropy loss", "accuracy (0-1)"),
+                                  strict=True):
+            ax.clear()
+            ax.plot(epochs, history.column(f"train_{key}"), "o-", ms=3, label="train")
+            val = history.column(f"val_{key}")
+            if np.isfinite(val).any():
+                ax.plot(epochs[np.isfinite(val)], val[np.isfinite(val)], "s-", ms=3, label="validation")
+            ax.set(xlabel="epoch", ylabel=label)
+            ax.legend(fontsize=8)
+        self.figure.suptitle(self.title)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.live and self._handle is not None:
+            self._draw(state.history)
+            self._handle.update(self.figure)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if len(state.history) == 0:
+            return
+        self._draw(state.history)
+        if self._handle is not None:
+            self._handle.update(self.figure)
+        elif _in_notebook():
+            from IPython.display import display
+            display(self.figure)

@@ -23,15 +23,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from hrlib._checks import check_float, check_int
 
 __all__ = ["ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
-           "SavedBytes", "build_model", "conv2d_macs", "conv2d_params", "count_cost",
+           "SavedBytes", "add_dropblock", "build_model", "conv2d_macs", "conv2d_params", "count_cost",
            "measure_receptive_field", "receptive_field"]
 
 
-def _check_ints(name: str, values: object) -> tuple[int, ...]:
-    """Return a non-empty sequence of positive ints as a tuple, or raise naming ``name``."""
+def _check_ints(name: str, values: object, minimum: int = 1) -> tuple[int, ...]:
+    """Return a non-empty sequence of ints >= ``minimum`` as a tuple, or raise naming ``name``."""
     if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
-        raise TypeError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
-    return tuple(check_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+        raise TypeError(f"{name} must be a non-empty sequence of ints >= {minimum}, got {values!r}")
+    return tuple(check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values))
 
 
 def _pair(name: str, value: object) -> tuple[int, int]:
@@ -183,6 +183,32 @@ def build_model(name: str, num_classes: int = 3, in_channels: int = 3, **kwargs:
     if key not in _MODELS:
         raise ValueError(f"name must be one of {sorted(_MODELS)}, got {name!r}")
     return _MODELS[key](num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def add_dropblock(model: _Classifier, p: float = 0.1, block_size: int = 5,
+                  stages: Sequence[int] = (-2, -1)) -> _Classifier:
+    """Insert ``torchvision.ops.DropBlock2d(p, block_size)`` after the given ``model.features`` stages, in place.
+
+    DropBlock (Ghiasi et al., 2018) zeros square ``block_size`` x ``block_size`` (odd, >= 1) regions of a feature
+    map in training (drop probability ``p``, 0 <= p < 1) and is the identity in eval mode; the paper applies it to
+    the last two stages, as the default does. ``stages``: indices into ``model.features`` (negative counts from
+    the end). Returns ``model``; its ``cam_layer`` is then the last stage with its DropBlock.
+    """
+    from torchvision.ops import DropBlock2d  # torchvision is only needed here
+
+    if not isinstance(model, _Classifier):
+        raise TypeError(f"model must be a hrlib.models classifier (DSConvNet, TinyConvNeXt), "
+                        f"got {type(model).__name__}")
+    p = check_float("p", p, 0.0, 1.0, high_open=True)
+    if check_int("block_size", block_size) % 2 == 0:
+        raise ValueError(f"block_size must be odd (a centered square), got {block_size}")
+    n = len(model.features)
+    indices = _check_ints("stages", stages, minimum=-n)
+    if any(i >= n for i in indices):
+        raise ValueError(f"stages must be indices into model.features (-{n} .. {n - 1}), got {stages!r}")
+    for i in sorted({i % n for i in indices}):
+        model.features[i] = nn.Sequential(model.features[i], DropBlock2d(p, block_size))
+    return model
 
 
 def conv2d_params(c_in: int, c_out: int, kernel: int | tuple[int, int], groups: int = 1,

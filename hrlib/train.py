@@ -32,7 +32,7 @@ from hrlib.models import count_cost
 __all__ = ["Callback", "EvalResult", "History", "Schedule", "TrainState", "evaluate", "fit"]
 
 Transform = Callable[..., dict[str, Any]]  # albumentations-style: transform(image=uint8 HWC)["image"] -> CHW tensor
-LR_SCHEDULES = ("onecycle", "constant", "cosine")
+LR_SCHEDULES = ("onecycle", "constant", "cosine", "step")
 _SCHEDULE_MEMBERS = ("num_epochs", "stage_at", "resolution_at", "train_transform")
 
 
@@ -77,15 +77,15 @@ def _seed_worker(worker_id: int) -> None:
 class History:
     """Per-epoch rows of a :func:`fit` run, as dicts with keys :attr:`KEYS`.
 
-    ``lr``: learning rate of the epoch's last batch; ``val_loss``/``val_acc``: NaN where not evaluated;
-    ``seconds``: wall time of the training pass (data loading included, validation excluded); ``train_macs``:
-    multiply-accumulates of the epoch's forward and backward passes, approximated as ``3 x`` forward MACs per
-    sample (the backward computes gradients for activations and for weights, each about one forward), 0 if not
-    counted; ``samples``: training images seen.
+    ``lr``, ``momentum``: learning rate and momentum (or Adam's beta1) of the epoch's last batch;
+    ``val_loss``/``val_acc``: NaN where not evaluated; ``seconds``: wall time of the training pass (data loading
+    included, validation excluded); ``train_macs``: multiply-accumulates of the epoch's forward and backward
+    passes, approximated as ``3 x`` forward MACs per sample (the backward computes gradients for activations and
+    for weights, each about one forward), 0 if not counted; ``samples``: training images seen.
     """
 
-    KEYS = ("epoch", "stage", "resolution", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
-            "train_macs", "samples")
+    KEYS = ("epoch", "stage", "resolution", "lr", "momentum", "train_loss", "train_acc", "val_loss", "val_acc",
+            "seconds", "train_macs", "samples")
 
     def __init__(self, rows: Sequence[dict[str, Any]] = ()) -> None:
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
@@ -141,7 +141,8 @@ class History:
 @dataclass
 class TrainState:
     """What callbacks see and may change. ``step``: optimizer steps so far (1 after the first batch);
-    ``loss``: last batch's mean loss; ``lr``: the learning rate that batch used; ``row``: the epoch's history row
+    ``loss``: last batch's mean loss; ``lr``, ``momentum``: the learning rate and momentum
+    (SGD's ``momentum`` or Adam's ``beta1``; NaN without either) that batch used; ``row``: the epoch's history row
     (in ``on_epoch_end``; a callback may add keys); set ``stop_training = True`` to end training after the
     current epoch."""
 
@@ -156,6 +157,7 @@ class TrainState:
     step: int = 0
     loss: float = math.nan
     lr: float = math.nan
+    momentum: float = math.nan
     batch_size: int = 0
     row: dict[str, Any] = field(default_factory=dict)
     stop_training: bool = False
@@ -252,7 +254,9 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
     evaluated every ``epochs_per_eval`` (>= 1) epochs and at the last one. ``lr`` (> 0), ``weight_decay`` (>= 0):
     peak learning rate and decay of the default AdamW; a given ``optimizer`` keeps its settings and its groups' lr
     are the peaks. ``batch_size``: images per step (>= 1). ``lr_schedule``, stepped after every batch:
-    ``"onecycle"`` (warm up, then anneal; OneCycleLR), ``"cosine"`` (from the peak to 0) or ``"constant"``.
+    ``"onecycle"`` (warm up, then anneal; OneCycleLR, which also cycles momentum), ``"cosine"`` (from the peak
+    to 0), ``"step"`` (the ResNet recipe: the peak, then x0.1 after half and again after three quarters of the
+    epochs; MultiStepLR) or ``"constant"``.
     ``device``: ``"cpu"``/``"cuda"``/``"mps"`` or a ``torch.device``, default ``hrlib.config.get_device()``.
     ``amp``: mixed precision (bfloat16 autocast on CPU, float16 with a GradScaler on CUDA). ``callbacks``:
     :class:`Callback` instances, called in order. ``seed`` (>= 0): seeds Python, NumPy and torch at the start
@@ -294,6 +298,10 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
         scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, peaks, total_steps=total_steps)
     elif lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps)
+    elif lr_schedule == "step":
+        per_epoch = math.ceil(len(train_set) / batch_size)  # type: ignore[arg-type]
+        milestones = sorted({per_epoch * max(1, round(num_epochs * f)) for f in (0.5, 0.75)})
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=0.1)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     resolutions = {schedule.resolution_at(e) for e in range(num_epochs)}
     fwd_macs = {r: count_cost(model, r).macs if count_macs else 0 for r in resolutions}
@@ -329,7 +337,7 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
                                device=device, num_workers=num_workers)
                 bar.set_description(f"fit (val_acc {val.accuracy:.3f})")
             state.row = {"epoch": epoch, "stage": state.stage, "resolution": state.resolution, "lr": state.lr,
-                         "train_loss": loss, "train_acc": acc,
+                         "momentum": state.momentum, "train_loss": loss, "train_acc": acc,
                          "val_loss": math.nan if val is None else val.loss,
                          "val_acc": math.nan if val is None else val.accuracy, "seconds": seconds,
                          "train_macs": 3 * fwd_macs[state.resolution] * samples, "samples": samples}
@@ -343,6 +351,13 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
     for cb in callbacks:
         cb.on_fit_end(state)
     return state.history
+
+
+def _momentum(group: dict[str, Any]) -> float:
+    """SGD's ``momentum`` or Adam's first beta of an optimizer parameter group; NaN if it has neither."""
+    if "betas" in group:
+        return float(group["betas"][0])
+    return float(group.get("momentum", math.nan))
 
 
 def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: torch.device,
@@ -362,7 +377,7 @@ def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: to
         scaler.scale(loss).backward()
         scaler.unscale_(opt)  # true gradients for the callbacks (a no-op without a GradScaler)
         state.step, state.loss, state.batch_size = state.step + 1, loss.item(), len(y)
-        state.lr = opt.param_groups[0]["lr"]
+        state.lr, state.momentum = opt.param_groups[0]["lr"], _momentum(opt.param_groups[0])
         for cb in callbacks:
             cb.on_after_backward(state)
         scaler.step(opt)

@@ -127,6 +127,26 @@ def _val_pipeline(resolution: int, *, random: bool = False, normalize: bool = Tr
 
 
 WRONG_ANSWERS: dict[str, list[Wrong]] = {
+    "06.layer_grad_norms": [
+        Wrong(lambda m: _norms(m, per_param=True), "owns them"),
+        Wrong(lambda m: _norms(m, summed=True), "not the sum of their norms"),
+        Wrong(lambda m: _norms(m, zeros=True), ".grad is None"),
+        Wrong(lambda m: {k: v**2 for k, v in _norms(m).items()}, "sqrt"),
+        Wrong(lambda m: None, "return"),
+    ],
+    "06.first_divergence": [
+        Wrong(lambda losses: _divergence(losses, use_window=False), "last `window`"),
+        Wrong(lambda losses: _divergence(losses, nan=False), "isfinite"),
+        Wrong(lambda losses: _divergence(losses, min_known=0), "at least 5"),
+        Wrong(lambda losses: _divergence(losses, shift=-1), "not of the one before"),
+        Wrong(lambda losses: _divergence(losses, factor=5.0), "median"),
+        Wrong(lambda losses: float(_divergence(losses) or 0), "int index or None"),
+    ],
+    "06.overfit_epoch": [
+        Wrong(lambda t, v, p: _overfit(t, v, p, need_train=False), "training loss to keep falling"),
+        Wrong(lambda t, v, p: _overfit(t, v, p, vs_previous=True), "best one before"),
+        Wrong(lambda t, v, p: _overfit(t, v, p, early=True), "more than `patience`"),
+    ],
     "01.relative_cost": [
         Wrong(lambda stages, s: _cost(stages, s, square=False), "not the ratio itself"),
         Wrong(lambda stages, s: _cost(stages, s, weighted=False), "weight each stage"),
@@ -190,6 +210,50 @@ def test_every_check_has_wrong_answers() -> None:
     missing = [exercise_id for exercise_id in list_checks() if not WRONG_ANSWERS.get(exercise_id)]
     assert not missing, f"add plausible wrong answers to WRONG_ANSWERS for {missing}"
     assert set(WRONG_ANSWERS) <= set(list_checks())
+
+
+def _norms(model, *, per_param: bool = False, summed: bool = False, zeros: bool = False) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, p in model.named_parameters():
+        if p.grad is None and not zeros:
+            continue
+        key = name if per_param else name.rpartition(".")[0]
+        value = 0.0 if p.grad is None else float(p.grad.norm())
+        out[key] = out.get(key, 0.0) + value if summed else (out.get(key, 0.0) ** 2 + value**2) ** 0.5
+    return out
+
+
+def _divergence(losses, factor=10.0, window=20, *, use_window=True, mean=False, nan=True, min_known=5, shift=0):
+    import math
+
+    recent: list[float] = []
+    for i, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            if nan:
+                return i + shift
+            continue
+        base = recent[-window:] if use_window else recent
+        if len(recent) >= min_known and base and loss > factor * (np.mean(base) if mean else np.median(base)):
+            return i + shift
+        recent.append(loss)
+    return None
+
+
+def _overfit(train, val, patience, *, need_train=True, vs_previous=False, early=False):
+    for e in range(len(val)):
+        if e < patience and not early:
+            continue
+        if e < 1:
+            continue
+        start = max(e - patience, 0)
+        fell = train[e] < train[start]
+        if vs_previous:
+            stalled = val[e] >= val[e - 1]
+        else:
+            stalled = min(val[start + 1 : e + 1]) >= min(val[: start + 1])
+        if stalled and (fell or not need_train):
+            return e
+    return None
 
 
 # ------------------------------------------------------------------------------------------------- checks

@@ -18,6 +18,7 @@ from hrlib.diagnostics import (
     DivergenceDetector,
     GradClipper,
     GradNormMonitor,
+    LivePlot,
     OverfitDetector,
     grad_norms,
     is_overfitting,
@@ -234,6 +235,25 @@ def test_grad_clipper_reports_clip_rate_per_epoch(max_norm: float, rate: float) 
     assert np.isfinite(medians).all() and (medians > 0).all() and len(clipper.norms) == 8
 
 
+def test_grad_clipper_sees_unscaled_gradients_under_a_grad_scaler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit unscales before the callbacks: with a loss scale of 1024 the clipper must see the same norms as
+    without one (clipping scaled gradients would compare max_norm with norms 1024x too large)."""
+    plain = GradClipper(max_norm=1e9)
+    fit(tiny_model(), tiny_data(), FakeSchedule(1), callbacks=[plain], **QUIET)
+    real = torch.amp.GradScaler
+    scalers = []
+
+    def always_on(device: str, enabled: bool = True) -> torch.amp.GradScaler:
+        scalers.append(real(device, init_scale=1024.0, enabled=True))  # a CPU scaler, normally only made for CUDA
+        return scalers[-1]
+
+    monkeypatch.setattr(torch.amp, "GradScaler", always_on)
+    scaled = GradClipper(max_norm=1e9)
+    fit(tiny_model(), tiny_data(), FakeSchedule(1), callbacks=[scaled], **QUIET)
+    assert scalers and scalers[0].get_scale() == 1024.0  # it really scaled the loss (no overflow, no growth yet)
+    np.testing.assert_allclose(scaled.norms, plain.norms, rtol=1e-4)
+
+
 def test_grad_clipper_rate_is_a_fraction() -> None:
     clipper = GradClipper(max_norm=1.0)
     fit(tiny_model(), tiny_data(), FakeSchedule(1), callbacks=[clipper], **QUIET)
@@ -313,3 +333,22 @@ def test_bad_types_raise_type_errors() -> None:
         DivergenceDetector().check(model_with_grads(), "1.0", step=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="^every_n_steps "):
         GradNormMonitor(every_n_steps=2.5)  # type: ignore[arg-type]
+
+
+def test_live_plot_draws_once_headless_with_both_curves() -> None:
+    live = LivePlot(title="run", live=False)
+    fit(tiny_model(), tiny_data(), FakeSchedule(3), callbacks=[live], **QUIET)
+    loss_ax, acc_ax = live.figure.axes
+    assert [len(line.get_xdata()) for line in loss_ax.lines] == [3]  # no validation set: train only
+    assert acc_ax.get_ylabel() == "accuracy (0-1)" and live.figure._suptitle.get_text() == "run"
+
+
+def test_live_plot_updates_the_display_every_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    updates = []
+    handle = SimpleNamespace(update=lambda fig: updates.append(len(fig.axes[0].lines[0].get_xdata())))
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: handle)
+    live = LivePlot(live=True)
+    fit(tiny_model(), tiny_data(), FakeSchedule(3), callbacks=[live], **QUIET)
+    assert updates == [1, 2, 3, 3]  # after each epoch, then the final drawing

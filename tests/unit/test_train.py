@@ -188,7 +188,7 @@ def test_stop_training_ends_after_the_current_epoch() -> None:
     assert rec.events[-1] == ("fit_end", 0)
 
 
-@pytest.mark.parametrize("lr_schedule", ["onecycle", "constant", "cosine"])
+@pytest.mark.parametrize("lr_schedule", ["onecycle", "constant", "cosine", "step"])
 def test_lr_schedules(lr_schedule: str) -> None:
     rec = Recorder()
     history = fit(tiny_model(), bright_dark(16), FakeSchedule((32,) * 4), batch_size=4, lr=1e-2,
@@ -199,11 +199,24 @@ def test_lr_schedules(lr_schedule: str) -> None:
         np.testing.assert_array_equal(lrs, 1e-2)
     elif lr_schedule == "cosine":
         assert lrs[0] == pytest.approx(1e-2) and np.all(np.diff(lrs) < 0)
+    elif lr_schedule == "step":  # 4 epochs of 4 batches: x0.1 after epoch 2 and after epoch 3
+        np.testing.assert_allclose(lrs, [1e-2] * 8 + [1e-3] * 4 + [1e-4] * 4)
     else:
         peak = int(np.argmax(lrs))
         assert 0 < peak < len(lrs) - 1 and lrs[peak] == pytest.approx(1e-2, rel=0.05)
         assert np.all(np.diff(lrs[: peak + 1]) > 0) and np.all(np.diff(lrs[peak:]) < 0)
         assert lrs[0] < 0.1 * lrs[peak] and lrs[-1] < 0.01 * lrs[peak]
+
+
+def test_history_records_momentum() -> None:
+    history = fit(tiny_model(), bright_dark(16), FakeSchedule((32,) * 4), batch_size=4, lr=1e-2, **QUIET)
+    betas = history.column("momentum")  # AdamW's beta1, cycled by OneCycleLR from 0.95 down to 0.85 and back
+    assert betas.min() >= 0.85 - 1e-9 and betas.max() <= 0.95 + 1e-9 and np.ptp(betas) > 0.01
+    model = tiny_model()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    history = fit(model, bright_dark(8), FakeSchedule((32,)), batch_size=4, optimizer=sgd, lr_schedule="constant",
+                  **QUIET)
+    assert history.last("momentum") == 0.9
 
 
 def test_a_given_optimizer_is_used_with_its_lr() -> None:
@@ -276,7 +289,7 @@ def test_history_json_round_trip(run: tuple[nn.Module, History, list], tmp_path)
     ({"batch_size": 0}, "batch_size"),
     ({"epochs_per_eval": 0}, "epochs_per_eval"),
     ({"seed": -1}, "seed"),
-    ({"lr_schedule": "step"}, "lr_schedule"),
+    ({"lr_schedule": "exponential"}, "lr_schedule"),
     ({"val_set": bright_dark(2)}, "val_transform"),
     ({"callbacks": [object()]}, "callbacks[0]"),
     ({"optimizer": "adam"}, "optimizer"),

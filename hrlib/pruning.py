@@ -1,0 +1,103 @@
+"""Pruning, measured: magnitude (unstructured) pruning zeros weights, channel (structured) pruning removes them.
+
+Lesson 06 uses both on the same trained model. Zeros do not make dense convolution kernels faster: a pruned
+model computes exactly as many multiply-adds as before, just with more zeros in them. What makes inference
+faster is a smaller dense model, which is what :func:`prune_channels` builds (network slimming, Liu et al. 2017:
+rank each channel by the magnitude of its BatchNorm scale, keep the largest).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from hrlib._checks import check_float
+from hrlib.models import DepthwiseSeparableConv, DSConvNet
+
+__all__ = ["magnitude_prune", "prune_channels", "sparsity"]
+
+PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def _check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def sparsity(model: nn.Module) -> float:
+    """Fraction (0-1) of the weights of ``model``'s ``Conv2d`` and ``Linear`` layers that are exactly zero."""
+    weights = [m.weight for m in _check_model(model).modules() if isinstance(m, PRUNABLE)]
+    if not weights:
+        raise ValueError(f"model has no Conv2d or Linear layer to measure ({type(model).__name__})")
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return zeros / sum(w.numel() for w in weights)
+
+
+def magnitude_prune(model: nn.Module, amount: float, *, inplace: bool = False) -> nn.Module:
+    """Zero the ``amount`` (0 <= amount < 1) fraction of smallest-magnitude weights over all ``Conv2d`` and
+    ``Linear`` layers together (global L1 unstructured pruning, ``torch.nn.utils.prune``), made permanent.
+
+    Returns the pruned model: a copy unless ``inplace``. Biases and BatchNorm parameters are kept. The result has
+    the same layers and shapes as before, so it costs the same compute: see :func:`prune_channels` for speed.
+    """
+    amount = check_float("amount", amount, 0.0, 1.0, high_open=True)
+    model = _check_model(model) if inplace else copy.deepcopy(_check_model(model))
+    params = [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE)]
+    if not params:
+        raise ValueError(f"model has no Conv2d or Linear layer to prune ({type(model).__name__})")
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    for module, name in params:
+        prune.remove(module, name)  # fold the mask into the weight: a plain module again
+    return model
+
+
+def _top_channels(bn: nn.BatchNorm2d, keep: int) -> torch.Tensor:
+    """Indices (ascending) of the ``keep`` channels with the largest ``|gamma|`` of ``bn``."""
+    return bn.weight.detach().abs().topk(keep).indices.sort().values
+
+
+def _copy_bn(new: nn.BatchNorm2d, old: nn.BatchNorm2d, idx: torch.Tensor) -> None:
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(new, name).data.copy_(getattr(old, name).data[idx])
+    new.num_batches_tracked.data.copy_(old.num_batches_tracked.data)
+
+
+def prune_channels(model: DSConvNet, amount: float) -> DSConvNet:
+    """A new, narrower :class:`~hrlib.models.DSConvNet` without the ``amount`` (0 <= amount < 1) fraction of each
+    layer's output channels whose BatchNorm scale ``|gamma|`` is smallest (at least one channel is kept).
+
+    Every channel set (the stem's output and each depthwise-separable block's output) loses the same fraction, so
+    the result is an ordinary ``DSConvNet`` with smaller ``widths``: it computes fewer multiply-adds and runs faster
+    on any hardware. Accuracy usually drops and recovers with a short fine-tune. ``model`` is not changed; the
+    copy is on the CPU, in eval mode.
+    """
+    if not isinstance(model, DSConvNet):
+        raise TypeError(f"model must be a hrlib.models.DSConvNet (channel pruning follows its layout), "
+                        f"got {type(model).__name__}")
+    amount = check_float("amount", amount, 0.0, 1.0, high_open=True)
+    old_stem, *old_stages = model.features
+    widths = [old_stem[0].out_channels] + [stage[0][3].out_channels for stage in old_stages]
+    new_widths = [max(1, round(w * (1 - amount))) for w in widths]
+    linear = model.head[-1]
+    new = DSConvNet(linear.out_features, old_stem[0].in_channels, new_widths).eval()
+    new_stem, *new_stages = new.features
+
+    keep = _top_channels(old_stem[1], new_widths[0])
+    new_stem[0].weight.data.copy_(old_stem[0].weight.data[keep])
+    _copy_bn(new_stem[1], old_stem[1], keep)
+    for old_stage, new_stage, width in zip(old_stages, new_stages, new_widths[1:], strict=True):
+        for old_block, new_block in zip(old_stage, new_stage, strict=True):
+            assert isinstance(old_block, DepthwiseSeparableConv)
+            new_block[0].weight.data.copy_(old_block[0].weight.data[keep])  # depthwise: one filter per channel
+            _copy_bn(new_block[1], old_block[1], keep)
+            out = _top_channels(old_block[4], width)
+            new_block[3].weight.data.copy_(old_block[3].weight.data[out][:, keep])  # pointwise: out x in
+            _copy_bn(new_block[4], old_block[4], out)
+            keep = out
+    new.head[-1].weight.data.copy_(linear.weight.data[:, keep])
+    new.head[-1].bias.data.copy_(linear.bias.data)
+    return new

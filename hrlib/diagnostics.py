@@ -146,15 +146,15 @@ class DivergenceReport:
 class DivergenceDetector(Callback):
     """Flag the first NaN/inf loss, NaN/inf gradient, or loss spike (loss > ``spike_factor`` (> 1) x the median of
     the last ``window`` (>= 5) finite losses; judged once 5 are known). The first problem is kept in
-    :attr:`report` and warned about (``RuntimeWarning``); with ``stop`` it sets ``state.stop_training`` (fit
-    ends after the epoch). Each check reads all gradients: one device sync per step.
+    :attr:`report` and, with ``warn``, warned about (``RuntimeWarning``); with ``stop`` it sets
+    ``state.stop_training`` (fit ends after the epoch). Each check reads all gradients: one device sync per step.
     """
 
     KINDS = ("nan_loss", "inf_loss", "nan_grad", "inf_grad", "spike")
 
-    def __init__(self, spike_factor: float = 10.0, window: int = 20, stop: bool = True) -> None:
+    def __init__(self, spike_factor: float = 10.0, window: int = 20, stop: bool = True, warn: bool = True) -> None:
         self.spike_factor = check_float("spike_factor", spike_factor, 1.0, low_open=True)
-        self.window, self.stop = check_int("window", window, 5), bool(stop)
+        self.window, self.stop, self.warn = check_int("window", window, 5), bool(stop), bool(warn)
         self.losses: deque[float] = deque(maxlen=self.window)
         self.report: DivergenceReport | None = None
 
@@ -187,7 +187,8 @@ class DivergenceDetector(Callback):
         report = DivergenceReport(step, epoch, kind, loss, layer, message)
         if self.report is None:
             self.report = report
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            if self.warn:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
         return report
 
     def on_fit_start(self, state: TrainState) -> None:

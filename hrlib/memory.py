@@ -136,10 +136,12 @@ def _profile(model: nn.Module, batch_size: int, image_size: int, mode: str, num_
     in_channels = _infer(clone, nn.Conv2d, "in_channels", "in_channels")
     x = torch.randn(batch_size, in_channels, image_size, image_size, generator=gen).to(device)
     y = torch.randint(num_classes, (batch_size,), generator=gen).to(device)
-    def step(hooks: contextlib.AbstractContextManager) -> None:
+    def step(hooks: contextlib.AbstractContextManager, backward: bool = True) -> None:
         optimizer.zero_grad(set_to_none=True)
         with hooks, torch.autocast(device.type, dtype=dtype, enabled=amp):
             loss = F.cross_entropy(net(x), y)
+        if not backward:
+            return
         if scaler is None:
             loss.backward()
             optimizer.step()
@@ -148,8 +150,8 @@ def _profile(model: nn.Module, batch_size: int, image_size: int, mode: str, num_
             scaler.step(optimizer)
             scaler.update()
 
-    with SavedBytes(clone) as recorder:  # warm-up, and what the forward saves
-        step(contextlib.nullcontext())
+    with SavedBytes(clone) as recorder:  # warm-up, and what the forward saves (all a CPU estimate needs)
+        step(contextlib.nullcontext(), backward=cuda or repeats > 0)
     saved_bytes = recorder.total
     peak_bytes = saved_bytes
     if "checkpoint" in mode and not cuda:  # the backward rebuilds one stage at a time: add the largest

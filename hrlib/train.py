@@ -217,8 +217,10 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: Transform, *, batch_
     else:
         device = device if isinstance(device, torch.device) else get_device(device)
         model.to(device)
+    # its own generator: creating a loader iterator draws a seed, which must not shift the global RNG that
+    # training uses (otherwise evaluating more or less often would change the training run)
     loader = DataLoader(_Transformed(dataset, transform), batch_size=batch_size, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
     was_training = model.training
     model.eval()
     try:

@@ -352,3 +352,11 @@ def test_live_plot_updates_the_display_every_epoch(monkeypatch: pytest.MonkeyPat
     live = LivePlot(live=True)
     fit(tiny_model(), tiny_data(), FakeSchedule(3), callbacks=[live], **QUIET)
     assert updates == [1, 2, 3, 3]  # after each epoch, then the final drawing
+
+
+def test_divergence_detector_can_stay_quiet() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector = DivergenceDetector(warn=False)
+        report = detector.check(model_with_grads(), math.nan, step=3)
+    assert report is not None and detector.report is report and report.kind == "nan_loss"

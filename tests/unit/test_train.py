@@ -343,3 +343,16 @@ def test_fit_with_worker_processes_is_reproducible():
                       count_macs=False)
         losses.append(history.column("train_loss").tolist())
     assert losses[0] == losses[1]
+
+
+def test_evaluating_does_not_change_the_training_run() -> None:
+    """Validation every epoch or only at the end: the same final weights (dropout draws from the global RNG)."""
+    def run(every: int) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = nn.Sequential(tiny_model(), nn.Dropout(0.5), nn.Linear(2, 2))
+        fit(model, bright_dark(8), FakeSchedule((32,) * 3), val_set=bright_dark(4), val_transform=ResizeNormalize(32),
+            epochs_per_eval=every, batch_size=4, **QUIET)
+        return [p.detach().clone() for p in model.parameters()]
+
+    for a, b in zip(run(1), run(3), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

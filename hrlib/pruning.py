@@ -80,6 +80,9 @@ def prune_channels(model: DSConvNet, amount: float) -> DSConvNet:
                         f"got {type(model).__name__}")
     amount = check_float("amount", amount, 0.0, 1.0, high_open=True)
     old_stem, *old_stages = model.features
+    if not all(isinstance(block, DepthwiseSeparableConv) for stage in old_stages for block in stage):
+        raise ValueError("model must have DSConvNet's original layout (stages of DepthwiseSeparableConv blocks); "
+                         "this one was changed, e.g. by add_dropblock: prune before adding DropBlock")
     widths = [old_stem[0].out_channels] + [stage[0][3].out_channels for stage in old_stages]
     new_widths = [max(1, round(w * (1 - amount))) for w in widths]
     linear = model.head[-1]
@@ -91,7 +94,6 @@ def prune_channels(model: DSConvNet, amount: float) -> DSConvNet:
     _copy_bn(new_stem[1], old_stem[1], keep)
     for old_stage, new_stage, width in zip(old_stages, new_stages, new_widths[1:], strict=True):
         for old_block, new_block in zip(old_stage, new_stage, strict=True):
-            assert isinstance(old_block, DepthwiseSeparableConv)
             new_block[0].weight.data.copy_(old_block[0].weight.data[keep])  # depthwise: one filter per channel
             _copy_bn(new_block[1], old_block[1], keep)
             out = _top_channels(old_block[4], width)

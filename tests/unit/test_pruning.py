@@ -99,6 +99,7 @@ def test_prune_channels_keeps_the_largest_bn_scales() -> None:
     (lambda: sparsity(nn.Sequential()), "no Conv2d or Linear"),
     (lambda: prune_channels(TinyConvNeXt(), 0.5), "DSConvNet"),  # type: ignore[arg-type]
     (lambda: prune_channels(trained_like(), 1.0), "amount"),
+    (lambda: prune_channels(add_dropblock(trained_like()), 0.5), "add_dropblock"),
 ])
 def test_pruning_rejects_bad_arguments(call, match: str) -> None:
     with pytest.raises((TypeError, ValueError), match=match):

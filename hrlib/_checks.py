@@ -1,8 +1,14 @@
-"""Input validation shared by hrlib's public functions: errors name the argument, what was expected and what came."""
+"""Input validation shared by hrlib's public functions (errors name the argument, what was expected and what came),
+and :func:`atomic_write`, the one file-writing helper two modules share."""
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -37,3 +43,19 @@ def check_float(name: str, value: object, low: float = -math.inf, high: float = 
     if not (math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)):
         raise ValueError(f"{what}, got {value!r}")
     return v
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], mode: str = "w") -> Path:
+    """Call ``write`` on a temp file next to ``path``, then ``os.replace`` it: no partial file on failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

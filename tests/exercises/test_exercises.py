@@ -127,6 +127,23 @@ def _val_pipeline(resolution: int, *, random: bool = False, normalize: bool = Tr
 
 
 WRONG_ANSWERS: dict[str, list[Wrong]] = {
+    "07.pointing_game": [
+        Wrong(lambda cam, boxes, tol: _pointing(cam, boxes, tol, swap=True), "(row, col)"),
+        Wrong(lambda cam, boxes, tol: _pointing(cam, boxes, tol, flat_miss=False), "flat map"),
+        Wrong(lambda cam, boxes, tol: _pointing(cam, boxes, tol, none=False), "return None"),
+        Wrong(lambda cam, boxes, tol: _pointing(cam, boxes, tol, chebyshev=True), "Euclidean"),
+        Wrong(lambda cam, boxes, tol: _pointing(cam, boxes, tol, to_centre=True), "not to its centre"),
+        Wrong(lambda cam, boxes, tol: _pointing(cam, boxes, tol, last_max=True), "row-major"),
+        Wrong(lambda cam, boxes, tol: int(bool(_pointing(cam, boxes, tol))), "True, False or None"),
+    ],
+    "07.failure_diff": [
+        Wrong(lambda ids, b, n, y: _failure_diff(ids, b, n, y, fixed_if_changed=True), "not merely"),
+        Wrong(lambda ids, b, n, y: _failure_diff(ids, b, n, y, still_if_same=True), "another class"),
+        Wrong(lambda ids, b, n, y: _failure_diff(ids, b, n, y, new_excludes_cases_only=True), "failed before"),
+        Wrong(lambda ids, b, n, y: _failure_diff(ids, b, n, y, new_in_cases_only=True), "every sample"),
+        Wrong(lambda ids, b, n, y: _failure_diff(ids, b, n, y, reverse=True), "sorted"),
+        Wrong(lambda ids, b, n, y: list(_failure_diff(ids, b, n, y).values()), "keys"),
+    ],
     "06.layer_grad_norms": [
         Wrong(lambda m: _norms(m, per_param=True), "owns them"),
         Wrong(lambda m: _norms(m, summed=True), "not the sum of their norms"),
@@ -210,6 +227,39 @@ def test_every_check_has_wrong_answers() -> None:
     missing = [exercise_id for exercise_id in list_checks() if not WRONG_ANSWERS.get(exercise_id)]
     assert not missing, f"add plausible wrong answers to WRONG_ANSWERS for {missing}"
     assert set(WRONG_ANSWERS) <= set(list_checks())
+
+
+def _pointing(cam, boxes, tol, *, swap=False, flat_miss=True, none=True, chebyshev=False, to_centre=False,
+              last_max=False):
+    cam, boxes = np.asarray(cam, dtype=float), np.asarray(boxes, dtype=float).reshape(-1, 4)
+    if len(boxes) == 0:
+        return None if none else False
+    if flat_miss and cam.max() <= cam.min():
+        return False
+    flat = cam.ravel()
+    index = len(flat) - 1 - int(np.argmax(flat[::-1])) if last_max else int(np.argmax(flat))
+    row, col = np.unravel_index(index, cam.shape)
+    px, py = (row + 0.5, col + 0.5) if swap else (col + 0.5, row + 0.5)
+    if to_centre:
+        dx, dy = px - (boxes[:, 0] + boxes[:, 2]) / 2, py - (boxes[:, 1] + boxes[:, 3]) / 2
+    else:
+        dx = np.maximum(np.maximum(boxes[:, 0] - px, px - boxes[:, 2]), 0.0)
+        dy = np.maximum(np.maximum(boxes[:, 1] - py, py - boxes[:, 3]), 0.0)
+    dist = np.maximum(np.abs(dx), np.abs(dy)) if chebyshev else np.hypot(dx, dy)
+    return bool((dist <= tol).any())
+
+
+def _failure_diff(ids, before, now, labels, *, fixed_if_changed=False, still_if_same=False,
+                  new_excludes_cases_only=False, new_in_cases_only=False, reverse=False):
+    right_now = [i for i in ids if (now[i] != before[i] if fixed_if_changed else now[i] == labels[i])]
+    still = [i for i in ids if (now[i] == before[i] if still_if_same else now[i] != labels[i])]
+    pool = ids if new_in_cases_only else range(len(labels))
+    if new_excludes_cases_only:
+        new = [i for i in pool if now[i] != labels[i] and i not in ids]
+    else:
+        new = [i for i in pool if now[i] != labels[i] and before[i] == labels[i]]
+    order = (lambda x: sorted(x, reverse=True)) if reverse else sorted
+    return {"fixed": order(right_now), "still_failing": order(still), "newly_failing": order(new)}
 
 
 def _norms(model, *, per_param: bool = False, summed: bool = False, zeros: bool = False) -> dict[str, float]:

@@ -1,38 +1,17 @@
-"""Tests for hrlib.analysis: error modes, failure sets, run records, determinism, and the exported bundle."""
+"""Tests for hrlib.analysis: error modes, breakdowns, size buckets, failure sets and their diff."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from hrlib.analysis import (
-    BundledModel,
-    FailureSet,
-    breakdown,
-    dataset_fingerprint,
-    diff,
-    error_modes,
-    export_bundle,
-    load_bundle,
-    read_runs,
-    record_run,
-    size_bucket,
-    size_bucket_labels,
-)
-from hrlib.data import SLIDE_STD, SlideDataset, make_slide
-from hrlib.models import DSConvNet
-from hrlib.staging import Schedule, val_transform
-from hrlib.train import evaluate, fit
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
+import hrlib.analysis as analysis
+from hrlib.analysis import FailureSet, breakdown, diff, error_modes, size_bucket, size_bucket_labels
+from hrlib.data import SlideDataset
 
 # ---- error modes ---------------------------------------------------------------------------------------------------
 
@@ -194,215 +173,11 @@ def test_diff_refuses_incomplete_predictions_or_other_labels() -> None:
         diff([1, 2], labels)  # type: ignore[arg-type]
 
 
-# ---- run records ---------------------------------------------------------------------------------------------------
+def test_run_records_and_the_bundle_are_re_exported_from_analysis() -> None:
+    import hrlib.bundle
+    import hrlib.runs
 
-def test_record_run_appends_json_lines_with_everything_needed(tmp_path) -> None:
-    log, dataset = tmp_path / "runs.jsonl", SlideDataset(6, 32, seed=2)
-    params = {"lr": np.float64(3e-3), "widths": (8, 16), "out": tmp_path / "model.pt", "amp": False}
-    metrics = {"accuracy": np.float32(0.5), "per_class": np.array([1.0, 0.5, 0.0]), "val_loss": math.nan,
-               "steps": np.int64(12), "logits": torch.tensor([0.25, -1.0])}
-    record = record_run(log, params=params, metrics=metrics, seed=7, dataset=dataset, repo=tmp_path)
-    assert set(record) == {"timestamp", "seed", "params", "metrics", "dataset", "git", "versions"}
-    assert record["params"] == {"lr": 3e-3, "widths": [8, 16], "out": str(tmp_path / "model.pt"), "amp": False}
-    assert record["metrics"] == {"accuracy": 0.5, "per_class": [1.0, 0.5, 0.0], "val_loss": None, "steps": 12,
-                                 "logits": [0.25, -1.0]}
-    assert type(record["metrics"]["steps"]) is int and type(record["params"]["lr"]) is float
-    assert record["dataset"]["fingerprint"] == dataset_fingerprint(dataset)
-    assert record["dataset"]["params"]["seed"] == 2 and record["git"] == {"commit": None, "dirty": None}
-    assert set(record["versions"]) == {"python", "torch", "torchvision", "numpy", "albumentations", "hrlib"}
-    assert record["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
-    record_run(log, params={}, metrics={"accuracy": 0.75}, seed=8, dataset=record["dataset"]["fingerprint"])
-    runs = read_runs(log)
-    assert runs[0] == record and [r["seed"] for r in runs] == [7, 8] and len(log.read_text().splitlines()) == 2
-
-
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_record_run_stores_the_commit_and_dirty_flag(tmp_path) -> None:
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
-
-    git("init", "-q")
-    (tmp_path / "a.txt").write_text("1")
-    git("add", "a.txt")
-    git("commit", "-q", "-m", "one")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
-    clean = record_run(tmp_path / "runs.jsonl", params={}, metrics={}, seed=0, dataset={"n": 1}, repo=tmp_path)
-    (tmp_path / "a.txt").write_text("2")
-    dirty = record_run(tmp_path / "runs.jsonl", params={}, metrics={}, seed=0, dataset={"n": 1}, repo=tmp_path)
-    assert clean["git"] == {"commit": head, "dirty": False} and dirty["git"] == {"commit": head, "dirty": True}
-
-
-def test_record_run_rejects_what_json_cannot_hold_naming_the_key(tmp_path) -> None:
-    log = tmp_path / "runs.jsonl"
-    with pytest.raises(TypeError, match=r"^params\['model'\] must be JSON-serializable"):
-        record_run(log, params={"model": nn.Linear(1, 1)}, metrics={}, seed=0, dataset={"n": 1})
-    with pytest.raises(TypeError, match=r"^metrics\['names'\]\[1\] "):
-        record_run(log, params={}, metrics={"names": ["a", {1, 2}]}, seed=0, dataset={"n": 1})
-    with pytest.raises(ValueError, match="^dataset "):
-        record_run(log, params={}, metrics={}, seed=0, dataset="not-a-fingerprint")
-    with pytest.raises(ValueError, match="^seed "):
-        record_run(log, params={}, metrics={}, seed=-1, dataset={"n": 1})
-    assert not log.exists()  # nothing half-written
-
-
-def test_read_runs_names_the_file_and_line_of_a_corrupt_record(tmp_path) -> None:
-    log = tmp_path / "runs.jsonl"
-    record_run(log, params={}, metrics={"a": 1}, seed=0, dataset={"n": 1})
-    with open(log, "a") as fh:
-        fh.write('\n{"seed": 1, "metr\n')
-    with pytest.raises(ValueError, match=r"runs.jsonl, line 3 is not valid JSON"):
-        read_runs(log)
-    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
-        read_runs(tmp_path / "missing.jsonl")
-
-
-def test_dataset_fingerprint_follows_parameters_and_file_contents(tmp_path) -> None:
-    a = SlideDataset(6, 32, seed=1)
-    assert dataset_fingerprint(a) == dataset_fingerprint(SlideDataset(6, 32, seed=1))
-    for other in (SlideDataset(6, 32, seed=2), SlideDataset(6, 64, seed=1), SlideDataset(6, 32, seed=1, density=2)):
-        assert dataset_fingerprint(other) != dataset_fingerprint(a)
-    assert dataset_fingerprint({"seed": 1, "n": 6}) == dataset_fingerprint({"n": 6, "seed": np.int64(1)})
-    (tmp_path / "sub").mkdir()
-    for name, data in (("x.bin", b"one"), ("y.bin", b"two"), ("sub/z.bin", b"one")):
-        (tmp_path / name).write_bytes(data)
-    x, y, z = (tmp_path / n for n in ("x.bin", "y.bin", "sub/z.bin"))
-    assert dataset_fingerprint([x, y]) == dataset_fingerprint([y, str(z)])  # contents, in any order or place
-    assert dataset_fingerprint([x, y]) != dataset_fingerprint([x])
-    with pytest.raises(FileNotFoundError, match="nope.bin"):
-        dataset_fingerprint([tmp_path / "nope.bin"])
-    with pytest.raises(TypeError, match="^source "):
-        dataset_fingerprint(42)
-
-
-# ---- determinism and the bundle --------------------------------------------------------------------------------
-
-RES = 64
-
-
-def train_tiny(seed: int = 0) -> tuple[nn.Module, dict[str, float]]:
-    """A DSConvNet after 1 epoch on 12 slides of 64 px, and its evaluation on 6 others."""
-    torch.manual_seed(123)  # the initial weights; fit's seed fixes everything after
-    model = DSConvNet(widths=(8, 16))
-    fit(model, SlideDataset(12, RES, seed=1), Schedule.fixed(RES, 1, policy="warmup"), lr=1e-2, batch_size=4,
-        seed=seed, device="cpu", progress=False, count_macs=False)
-    result = evaluate(model, SlideDataset(6, RES, seed=2), val_transform(RES, source_size=RES), batch_size=3)
-    return model, {"loss": result.loss, "accuracy": result.accuracy, "logits": result.logits}
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[nn.Module, dict[str, float]]:
-    return train_tiny()
-
-
-def test_the_same_seed_gives_identical_metrics_on_cpu(trained, tmp_path) -> None:
-    _, first = trained
-    _, second = train_tiny()
-    log = tmp_path / "runs.jsonl"
-    for metrics in (first, second):
-        record_run(log, params={"lr": 1e-2}, metrics=metrics, seed=0, dataset=SlideDataset(12, RES, seed=1))
-    a, b = read_runs(log)
-    assert a["metrics"] == b["metrics"] and a["dataset"] == b["dataset"]  # exact, not approximate
-    assert np.array_equal(first["logits"], second["logits"])
-
-
-def slides(side: int, n: int = 6, shape: tuple[int, int] | None = None) -> list[np.ndarray]:
-    images = [make_slide(side, seed=40 + i).image for i in range(n)]
-    return images if shape is None else [im[:shape[0], :shape[1]].copy() for im in images]
-
-
-@pytest.mark.parametrize(("side", "shape", "crop_fraction"), [
-    (64, None, 1.0),  # the training size: identity
-    (96, None, 1.0),  # shrink by 1.5: area averaging
-    (128, None, 1.0),  # shrink by 2
-    (48, None, 1.0),  # enlarge: bilinear
-    (120, (80, 120), 0.875),  # not square: short side to 73 px, centre crop
-    (130, (130, 97), 1.0),
-])
-def test_bundle_matches_the_val_transform_path(trained, side, shape, crop_fraction) -> None:
-    model, _ = trained
-    images = slides(side, shape=shape)
-    transform = val_transform(RES, source_size=side, crop_fraction=crop_fraction, allow_upsample=True)
-    expected = torch.stack([transform(image=im)["image"] for im in images])
-    bundle = BundledModel(model, RES, crop_fraction=crop_fraction)
-    batch = torch.from_numpy(np.stack(images))
-    with torch.no_grad():
-        x, logits = bundle.preprocess(batch), bundle(batch)
-    # at most one 0-255 level per pixel (OpenCV's fixed-point rounding), on few pixels
-    assert (x - expected).abs().max() <= 1 / 255 / min(SLIDE_STD) + 1e-4
-    assert (x - expected).abs().mean() < 0.005
-    with torch.no_grad():
-        torch.testing.assert_close(logits, model(expected), atol=0.02, rtol=0)
-    assert not model.training and not bundle.training
-
-
-@pytest.fixture(scope="module")
-def exported(trained, tmp_path_factory) -> tuple[BundledModel, nn.Module, nn.Module]:
-    model, _ = trained
-    bundle = BundledModel(model, RES)
-    bundle.model.head.train()  # a mixed mode: export runs in eval mode and restores each module's own
-    modes = {m: m.training for m in bundle.modules()}
-    path = export_bundle(bundle, tmp_path_factory.mktemp("bundle") / "model.pt2")
-    assert {m: m.training for m in bundle.modules()} == modes
-    bundle.eval()
-    return bundle, load_bundle(path), torch.export.load(path).module()
-
-
-@pytest.mark.parametrize("shape", [(1, 64, 64), (3, 96, 96), (2, 80, 120), (1, 130, 97), (2, 40, 41)])
-def test_exported_bundle_equals_the_eager_bundle(exported, shape) -> None:
-    bundle, loaded, _ = exported
-    images = torch.randint(0, 256, (*shape, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(images), bundle(images), atol=1e-5, rtol=1e-5)
-    assert loaded.kind == "export" and loaded.resolution == RES and loaded.class_names == bundle.class_names
-
-
-BAD_INPUTS = [  # (images, error, message, whether the raw exported program refuses them too)
-    (torch.zeros(2, 64, 64, 3), ValueError, "dtype torch.uint8", True),
-    (torch.zeros(2, 3, 64, 64, dtype=torch.uint8), ValueError, r"shape \(N, H, W, 3\)", True),
-    (torch.zeros(64, 64, 3, dtype=torch.uint8), ValueError, r"shape \(N, H, W, 3\)", True),
-    (torch.zeros(2, 64, 64, 4, dtype=torch.uint8), ValueError, r"shape \(N, H, W, 3\)", True),
-    (torch.zeros(2, 1, 64, 3, dtype=torch.uint8), ValueError, "H, W >= 2", False),
-    (np.zeros((2, 64, 64, 3), np.uint8), TypeError, "torch.from_numpy", False),
-]
-
-
-@pytest.mark.parametrize(("images", "error", "message", "raw_refuses"), BAD_INPUTS)
-def test_bundles_reject_wrong_inputs_with_a_clear_error(exported, images, error, message, raw_refuses) -> None:
-    bundle, loaded, raw = exported
-    for module in (bundle, loaded):
-        with pytest.raises(error, match=f"^images .*{message}"):
-            module(images)
-    if raw_refuses:  # the raw exported program refuses too, with torch's own guard errors
-        with pytest.raises((RuntimeError, AssertionError, IndexError)):
-            raw(images)
-
-
-def test_torchscript_fallback_when_export_fails(trained, tmp_path, monkeypatch) -> None:
-    bundle = BundledModel(trained[0], RES)
-
-    def fail(*args, **kwargs):
-        raise RuntimeError("unsupported operator")
-
-    monkeypatch.setattr(torch.export, "export", fail)
-    with pytest.warns(RuntimeWarning, match="TorchScript trace, which only accepts 64x64"):
-        path = export_bundle(bundle, tmp_path / "model.pt")
-    loaded = load_bundle(path)
-    images = torch.from_numpy(np.stack(slides(64, 3)))
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(images), bundle(images), atol=1e-5, rtol=1e-5)
-    assert loaded.kind == "torchscript" and os.listdir(tmp_path) == ["model.pt"]
-    with pytest.raises(ValueError, match="^images "):
-        loaded(images.float())
-
-
-def test_load_bundle_names_a_missing_or_corrupt_file(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="none.pt2"):
-        load_bundle(tmp_path / "none.pt2")
-    (tmp_path / "junk.pt2").write_bytes(b"not a zip archive")
-    with pytest.raises(ValueError, match="junk.pt2 is not a bundle"):
-        load_bundle(tmp_path / "junk.pt2")
-    with pytest.raises(TypeError, match="^bundle "):
-        export_bundle(DSConvNet(widths=(8,)), tmp_path / "x.pt2")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="^crop_fraction "):
-        BundledModel(DSConvNet(widths=(8,)), RES, crop_fraction=0.0)
+    for name in ("record_run", "read_runs", "dataset_fingerprint", "git_state", "package_versions"):
+        assert getattr(analysis, name) is getattr(hrlib.runs, name) and name in analysis.__all__
+    for name in ("BundledModel", "export_bundle", "load_bundle"):
+        assert getattr(analysis, name) is getattr(hrlib.bundle, name) and name in analysis.__all__

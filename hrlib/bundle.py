@@ -1,0 +1,196 @@
+"""Preprocessing shipped with the model (claim C34): one function for training and serving.
+
+:class:`BundledModel` wraps a classifier with ``hrlib.staging.val_transform``'s resize, centre crop and
+normalization written in torch, so it takes raw uint8 images of any size; :func:`export_bundle` saves it with
+``torch.export`` (sizes stay dynamic) and :func:`load_bundle` reloads it with its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from torch import nn
+
+from hrlib._checks import atomic_write, check_float, check_int
+from hrlib.data import CLASS_NAMES, SLIDE_MEAN, SLIDE_STD
+
+__all__ = ["BundledModel", "export_bundle", "load_bundle"]
+
+_META = "hrlib_bundle.json"
+_BUNDLE_FORMAT = "hrlib-bundle/1"
+
+
+def _check_images(images: object) -> torch.Tensor:
+    """Raise unless ``images`` is a uint8 tensor (N, H, W, 3), N >= 1, H and W >= 2."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.uint8 tensor (N, H, W, 3), got {type(images).__name__} "
+                        f"(for numpy images: torch.from_numpy(np.stack(images)))")
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must have dtype torch.uint8 (0-255 pixels), got {images.dtype}")
+    if images.ndim != 4 or images.shape[3] != 3 or images.shape[0] < 1 or min(images.shape[1:3]) < 2:
+        raise ValueError(f"images must have shape (N, H, W, 3), channels last, with N >= 1 and H, W >= 2, got "
+                         f"{tuple(images.shape)}")
+    return images
+
+
+def _resample(n_in: Any, n_full: Any, start: Any, count: int) -> torch.Tensor:
+    """(count, n_in) float32 weights: rows ``start..start+count`` of resizing ``n_in`` px to ``n_full`` px with
+    OpenCV's rules: INTER_AREA (exact overlap of pixel intervals) when shrinking, INTER_LINEAR (half-pixel
+    centres, edge clamped) when enlarging. Sizes may be symbolic (torch.export): both are built, no branch."""
+    scale = n_in / n_full
+    i = torch.arange(count, dtype=torch.float64) + start
+    j = torch.arange(n_in, dtype=torch.float64)
+    overlap = torch.minimum((i[:, None] + 1) * scale, j + 1) - torch.maximum(i[:, None] * scale, j)
+    area = overlap.clamp(min=0) / scale
+    src = ((i + 0.5) * scale - 0.5).clamp(min=0)
+    i0 = src.floor()
+    lam = (src - i0)[:, None]
+    i0 = i0.clamp(max=n_in - 1)[:, None]
+    linear = (1 - lam) * (j == i0) + lam * (j == (i0 + 1).clamp(max=n_in - 1))
+    return torch.where(j[-1] + 1 > n_full, area, linear).float()
+
+
+class BundledModel(nn.Module):
+    """A classifier that takes raw uint8 images of any size: the validation preprocessing ships with the weights.
+
+    ``forward(images)``: (N, H, W, 3) uint8 RGB tensor (channels last, as images are stored; H, W >= 2) ->
+    (N, num_classes) logits. Preprocessing is ``hrlib.staging.val_transform(resolution, crop_fraction=...)``
+    written in torch: short side to ``round(resolution / crop_fraction)`` px (area averaging when shrinking,
+    bilinear when enlarging, as OpenCV does), centre crop ``resolution`` px, rounding to whole 0-255 levels as a
+    uint8 resize does, then ``(x / 255 - mean) / std``. The resize is two small matrix products, so sizes stay
+    dynamic under ``torch.export``. It matches the albumentations path to one 0-255 level per pixel (long-side
+    sizes may differ by 1 px at exact .5 ties). ``model``: takes (N, 3, resolution, resolution) normalised
+    batches; ``resolution`` (>= 1): training resolution, px; ``mean``/``std``: per channel, 0-1 scale;
+    ``crop_fraction``: in (0, 1]; ``class_names``: stored with an exported bundle. The bundle starts in eval mode
+    (so does ``model``).
+    """
+
+    def __init__(self, model: nn.Module, resolution: int, *, mean: Sequence[float] = SLIDE_MEAN,
+                 std: Sequence[float] = SLIDE_STD, crop_fraction: float = 1.0,
+                 class_names: Sequence[str] = CLASS_NAMES) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        for name, v in (("mean", mean), ("std", std)):
+            if isinstance(v, str) or len(v) != 3 or (name == "std" and min(v) <= 0):
+                raise ValueError(f"{name} must be 3 floats (0-1 scale{', > 0' * (name == 'std')}), got {v!r}")
+        self.model = model
+        self.resolution = check_int("resolution", resolution)
+        self.crop_fraction = check_float("crop_fraction", crop_fraction, 0.0, 1.0, low_open=True)
+        self.short = max(self.resolution, round(self.resolution / self.crop_fraction))  # as val_transform
+        self.class_names = tuple(class_names)
+        self.register_buffer("mean", torch.tensor([float(m) for m in mean]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([float(s) for s in std]).view(1, 3, 1, 1))
+        self.eval()  # an inference artefact: BatchNorm uses its running statistics
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> (N, 3, resolution, resolution) float32, normalised."""
+        h, w = images.shape[1], images.shape[2]
+        if torch.jit.is_tracing():  # sizes are traced as tensors; a trace is fixed to one size anyway
+            h, w = int(h), int(w)
+        side = torch.sym_min(h, w)
+        full_h = (2 * h * self.short + side) // (2 * side)  # round(h * short / side), halves up
+        full_w = (2 * w * self.short + side) // (2 * side)
+        rows = _resample(h, full_h, (full_h - self.resolution) // 2, self.resolution).to(images.device)
+        cols = _resample(w, full_w, (full_w - self.resolution) // 2, self.resolution).to(images.device)
+        x = images.permute(0, 3, 1, 2).float()
+        x = torch.matmul(torch.matmul(rows, x), cols.T).round()
+        return (x / 255.0 - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) for uint8 ``images`` (N, H, W, 3)."""
+        return self.model(self.preprocess(_check_images(images)))
+
+
+class _LoadedBundle(nn.Module):
+    """A loaded bundle: checks ``images`` like :class:`BundledModel`, then runs the saved program (eval only)."""
+
+    def __init__(self, program: nn.Module, meta: dict[str, Any], kind: str) -> None:
+        super().__init__()
+        self.program, self.kind = program, kind
+        self.resolution, self.crop_fraction = int(meta["resolution"]), float(meta["crop_fraction"])
+        self.class_names = tuple(meta["class_names"])
+
+    def train(self, mode: bool = True) -> _LoadedBundle:
+        self.training = mode  # the saved program is fixed in eval mode (exported modules refuse train())
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.program(_check_images(images))
+
+
+def export_bundle(bundle: BundledModel, path: str | os.PathLike, example_size: int | None = None) -> Path:
+    """Save ``bundle`` (in eval mode; each module's mode is restored) with ``torch.export`` to ``path``, atomically.
+
+    Batch size, height and width stay dynamic (H, W >= 2). If export fails, a TorchScript trace is saved instead
+    with a warning: a trace is fixed to the example's size, ``example_size`` px square (default: the short side
+    ``val_transform`` resizes to). The raw programs reject wrong inputs with torch's own guard errors;
+    :func:`load_bundle` checks first and names the problem. Returns the path.
+    """
+    if not isinstance(bundle, BundledModel):
+        raise TypeError(f"bundle must be a BundledModel, got {type(bundle).__name__}")
+    side = bundle.short if example_size is None else check_int("example_size", example_size, 2)
+    device = bundle.mean.device
+    example = torch.randint(0, 256, (2, side, side, 3), dtype=torch.uint8, device=device,
+                            generator=torch.Generator(device).manual_seed(0))
+    meta = json.dumps({"format": _BUNDLE_FORMAT, "resolution": bundle.resolution,
+                       "crop_fraction": bundle.crop_fraction, "class_names": list(bundle.class_names),
+                       "mean": bundle.mean.flatten().tolist(), "std": bundle.std.flatten().tolist()})
+    dims = {0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("height", min=2),
+            2: torch.export.Dim("width", min=2)}
+    modes = {m: m.training for m in bundle.modules()}
+    bundle.eval()
+    try:
+        artefact: Any = torch.export.export(bundle, (example,), dynamic_shapes={"images": dims})
+    except Exception as exc:  # an op export cannot trace: keep a working, size-specialised artefact
+        warnings.warn(f"torch.export failed ({type(exc).__name__}: {str(exc)[:200]}); saving a TorchScript trace, "
+                      f"which only accepts {side}x{side} images", RuntimeWarning, stacklevel=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # trace deprecation and TracerWarnings: the size is fixed, as warned
+            artefact = torch.jit.trace(bundle, (example,))
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+    def write(fh: IO[Any]) -> None:
+        if isinstance(artefact, torch.export.ExportedProgram):
+            torch.export.save(artefact, fh, extra_files={_META: meta})
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated: this is the fallback
+                torch.jit.save(artefact, fh, _extra_files={_META: meta})
+
+    return atomic_write(path, write, "wb")
+
+
+def load_bundle(path: str | os.PathLike) -> nn.Module:
+    """Load a bundle saved by :func:`export_bundle` (torch.export, or TorchScript mapped to the CPU). The module
+    maps (N, H, W, 3) uint8 images to logits, raises ``TypeError``/``ValueError`` on other inputs, and has
+    ``resolution``, ``crop_fraction``, ``class_names`` and ``kind`` (``"export"`` or ``"torchscript"``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"bundle file {path} does not exist")
+    extra = {_META: ""}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            exported = any(n.endswith("archive_format") for n in archive.namelist())
+        if exported:
+            program, kind = torch.export.load(path, extra_files=extra).module(), "export"
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                program, kind = torch.jit.load(path, map_location="cpu", _extra_files=extra), "torchscript"
+        raw = extra[_META]
+        meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        if meta.get("format") != _BUNDLE_FORMAT:
+            raise ValueError(f"format is {meta.get('format')!r}, expected {_BUNDLE_FORMAT!r}")
+    except (zipfile.BadZipFile, RuntimeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"bundle file {path} is not a bundle saved by export_bundle: {exc!r:.300}") from exc
+    return _LoadedBundle(program, meta, kind)

@@ -1,0 +1,179 @@
+"""Run records: what produced a result (claim C20).
+
+:func:`record_run` appends one JSON line per run to a log: hyperparameters, metrics, seed, a
+:func:`dataset_fingerprint` of the data, the :func:`git_state` (commit, dirty flag) and :func:`package_versions`;
+:func:`read_runs` reads the log back. :func:`to_jsonable` converts numpy/torch values to plain JSON types.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hrlib._checks import check_int
+
+__all__ = ["PACKAGES", "dataset_fingerprint", "git_state", "package_versions", "read_runs", "record_run",
+           "to_jsonable"]
+
+PACKAGES = ("torch", "torchvision", "numpy", "albumentations", "hrlib")
+
+
+def to_jsonable(value: Any, key: str) -> Any:
+    """``value`` as plain JSON types: numpy/torch scalars and arrays become numbers and lists, tuples lists, paths
+    strings, non-finite floats None; anything else raises naming ``key``."""
+    if isinstance(value, np.generic | np.ndarray | torch.Tensor):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{key} must be JSON-serializable; a numpy value of dtype {value.dtype} is not")
+        return to_jsonable(value.tolist(), key)
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{key} must have str keys, got {bad[0]!r}")
+        return {k: to_jsonable(v, f"{key}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"{key} must be JSON-serializable (numbers, str, bool, None, lists, dicts, numpy values), "
+                    f"got {type(value).__name__}")
+
+
+def _sha256(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _dataset_params(source: Any) -> dict[str, Any] | None:
+    """Generator parameters of a ``SlideDataset``-like object (or None): what renders it, with hrlib's version."""
+    if not all(hasattr(source, a) for a in ("item_seed", "size", "seed", "sites", "labels", "slide_kwargs")):
+        return None
+    from hrlib import __version__
+
+    return {"generator": type(source).__name__, "hrlib": __version__, "n": len(source), "size": source.size,
+            "seed": source.seed, "sites": list(source.sites), "labels": list(source.labels),
+            "slide_kwargs": dict(source.slide_kwargs)}
+
+
+def dataset_fingerprint(source: Mapping[str, Any] | Sequence[str | os.PathLike] | Any) -> str:
+    """sha256 (hex) identifying a dataset. ``source``: generator parameters (a dict, seed included), a
+    ``SlideDataset`` (its n, size, seed, sites, labels, slide options and hrlib's version), or a list of file paths
+    (their contents, in any order and location: the same bytes give the same fingerprint)."""
+    params = _dataset_params(source)
+    if params is not None:
+        return _sha256(params)
+    if isinstance(source, Mapping):
+        return _sha256(to_jsonable(source, "source"))
+    if isinstance(source, Sequence) and not isinstance(source, str) and all(
+            isinstance(p, str | os.PathLike) for p in source):
+        digests = []
+        for p in source:
+            if not Path(p).is_file():
+                raise FileNotFoundError(f"source file {p} does not exist")
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(block)
+            digests.append(h.hexdigest())
+        return _sha256(sorted(digests))
+    raise TypeError(f"source must be a dict of generator parameters, a SlideDataset or a list of file paths, got "
+                    f"{type(source).__name__}")
+
+
+def git_state(repo: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git work tree at ``repo`` (default: the current
+    directory); None where git is missing, slow (> 5 s) or ``repo`` is not in a repository."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=5, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's and each of ``PACKAGES``' installed version (None if not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: Mapping[str, Any], seed: int,
+               dataset: Any, repo: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Append one run to the JSONL log at ``path`` (one JSON object per line; created if missing) and return it.
+
+    ``params``: hyperparameters; ``metrics``: results (both JSON-serializable after converting numpy/torch values;
+    NaN/inf become null); ``seed`` (>= 0); ``dataset``: a fingerprint from :func:`dataset_fingerprint` (64 hex
+    chars) or anything it accepts (a dict's parameters and a ``SlideDataset``'s are stored too); ``repo``: where
+    to ask git for the commit (default: the current directory). The record also holds an ISO-8601 UTC
+    ``timestamp`` and package ``versions``. The line is serialized first, then written with one ``write`` in
+    append mode, flushed and fsynced: an error leaves no partial line.
+    """
+    seed = check_int("seed", seed, 0)
+    if not isinstance(params, Mapping) or not isinstance(metrics, Mapping):
+        raise TypeError(f"params and metrics must be dicts, got {type(params).__name__} and "
+                        f"{type(metrics).__name__}")
+    if isinstance(dataset, str):
+        if len(dataset) != 64 or any(c not in "0123456789abcdef" for c in dataset):
+            raise ValueError(f"dataset must be a 64-hex-digit fingerprint or a dataset description, got {dataset!r}")
+        data: dict[str, Any] = {"fingerprint": dataset}
+    else:
+        data = {"fingerprint": dataset_fingerprint(dataset)}
+        described = _dataset_params(dataset) or (dataset if isinstance(dataset, Mapping) else None)
+        if described is not None:
+            data["params"] = to_jsonable(described, "dataset")
+    record = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "seed": seed, "params": to_jsonable(params, "params"), "metrics": to_jsonable(metrics, "metrics"),
+              "dataset": data, "git": git_state(repo), "versions": package_versions()}
+    line = json.dumps(record, allow_nan=False) + "\n"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return record
+
+
+def read_runs(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a :func:`record_run` log, oldest first (blank lines skipped); a corrupt line raises
+    ``ValueError`` naming the file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"run log {path} does not exist")
+    runs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"run log {path}, line {number} is not valid JSON ({exc.msg}): {line[:80]!r}") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"run log {path}, line {number} must be a JSON object, got {type(record).__name__}")
+        runs.append(record)
+    return runs

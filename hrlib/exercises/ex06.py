@@ -131,6 +131,15 @@ def _divergence_hint(losses: list[float], got: object, expected: int | None) -> 
     return "compare with factor x the median of the last `window` finite losses, not of all losses so far"
 
 
+def _index_or_none(shown: str, got: object) -> int | None:
+    """``got`` as a Python int (NumPy ints accepted) or None; anything else is rejected with a clear message."""
+    if isinstance(got, np.integer):
+        return int(got)
+    if got is not None and (isinstance(got, bool) or not isinstance(got, int)):
+        raise NotYet(f"{shown} returned {describe_value(got)}; expected an int index or None")
+    return got
+
+
 @register("06.first_divergence")
 def check_first_divergence(answer: Callable[..., Any]) -> str:
     """``answer(losses, factor=10.0, window=20) -> int | None``: the step where a run first diverges."""
@@ -139,10 +148,7 @@ def check_first_divergence(answer: Callable[..., Any]) -> str:
         shown = f"{name}(<{what}>)"
         got = call_answer(answer, shown, list(losses))
         expected = reference_first_divergence(losses)
-        if isinstance(got, np.integer):
-            got = int(got)
-        if got is not None and (isinstance(got, bool) or not isinstance(got, int)):
-            raise NotYet(f"{shown} returned {describe_value(got)}; expected an int index or None")
+        got = _index_or_none(shown, got)
         if got != expected:
             raise NotYet(f"{shown} returned {got} but expected {expected}. "
                          f"Hint: {_divergence_hint(losses, got, expected)}")
@@ -158,7 +164,8 @@ OVERFIT_CASES: tuple[tuple[str, list[float], list[float], int], ...] = (
     ("val flat, train falling", [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8], 2),
     ("val noisy but a new best at the end", [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
      [0.9, 0.8, 0.85, 0.82, 0.81, 0.83, 0.79], 3),
-    ("both stalled (underfitting, not overfitting)", [0.9, 0.7, 0.7, 0.7, 0.71, 0.7], [0.9, 0.8, 0.8, 0.82, 0.81, 0.8], 2),
+    ("both stalled (underfitting, not overfitting)", [0.9, 0.7, 0.7, 0.7, 0.71, 0.7],
+     [0.9, 0.8, 0.8, 0.82, 0.81, 0.8], 2),
     ("patience 1", [1.0, 0.8, 0.6, 0.5], [1.0, 0.8, 0.81, 0.7], 1),
     ("an early bump in val, then steady progress", [1.0, 0.8, 0.6, 0.5, 0.4, 0.35], [0.8, 0.9, 0.7, 0.65, 0.6, 0.58],
      3),
@@ -190,10 +197,7 @@ def check_overfit_epoch(answer: Callable[..., Any]) -> str:
         shown = f"{name}(<{what}>, patience={patience})"
         got = call_answer(answer, shown, list(train), list(val), patience)
         expected = reference_overfit_epoch(train, val, patience)
-        if isinstance(got, np.integer):
-            got = int(got)
-        if got is not None and (isinstance(got, bool) or not isinstance(got, int)):
-            raise NotYet(f"{shown} returned {describe_value(got)}; expected an int index or None")
+        got = _index_or_none(shown, got)
         if got != expected:
             raise NotYet(f"{shown} returned {got} but expected {expected}. "
                          f"Hint: {_overfit_hint(train, val, patience, got)}")

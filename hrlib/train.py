@@ -143,8 +143,9 @@ class TrainState:
     """What callbacks see and may change. ``step``: optimizer steps so far (1 after the first batch);
     ``loss``: last batch's mean loss; ``lr``, ``momentum``: the learning rate and momentum
     (SGD's ``momentum`` or Adam's ``beta1``; NaN without either) that batch used; ``row``: the epoch's history row
-    (in ``on_epoch_end``; a callback may add keys); set ``stop_training = True`` to end training after the
-    current epoch."""
+    (in ``on_epoch_end``; a callback may add keys); ``inputs``: the current batch as the model sees it (after the
+    transforms and ``batch_transform``; NCHW float, on the device); set ``stop_training = True`` to end training
+    after the current epoch."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -161,6 +162,7 @@ class TrainState:
     batch_size: int = 0
     row: dict[str, Any] = field(default_factory=dict)
     stop_training: bool = False
+    inputs: torch.Tensor | None = None
 
 
 class Callback:
@@ -247,7 +249,9 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
         weight_decay: float = 1e-4, batch_size: int = 16, lr_schedule: str = "onecycle",
         optimizer: torch.optim.Optimizer | None = None, device: str | torch.device | None = None,
         amp: bool = False, callbacks: Sequence[Callback] = (), seed: int = 0, num_workers: int = 0,
-        progress: bool = True, count_macs: bool = True) -> History:
+        progress: bool = True, count_macs: bool = True,
+        batch_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        ) -> History:
     """Train ``model`` with cross-entropy for ``schedule.num_epochs`` epochs, each at its stage's resolution.
 
     ``train_set``: map-style dataset of ``(uint8 HWC image, label, ...)``; epoch ``e`` transforms its images with
@@ -263,7 +267,10 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
     ``amp``: mixed precision (bfloat16 autocast on CPU, float16 with a GradScaler on CUDA). ``callbacks``:
     :class:`Callback` instances, called in order. ``seed`` (>= 0): seeds Python, NumPy and torch at the start
     (``seed_everything``) and each epoch's shuffle. ``num_workers``: DataLoader processes (>= 0). ``progress``:
-    show a progress bar. ``count_macs``: fill ``train_macs`` (see :class:`History`).
+    show a progress bar. ``count_macs``: fill ``train_macs`` (see :class:`History`). ``batch_transform``: called
+    as ``x, y = batch_transform(x, y)`` on each training batch on the device, before the forward pass (e.g.
+    torchvision's ``v2.MixUp``/``v2.CutMix``); it may return soft labels ``(N, C)``, and accuracy then counts the
+    argmax of the soft label as the true class.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -288,6 +295,9 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks[{i}] must be a hrlib.train.Callback, got {type(cb).__name__}")
+    if batch_transform is not None and not callable(batch_transform):
+        raise TypeError(f"batch_transform must be a callable (x, y) -> (x, y) or None, "
+                        f"got {type(batch_transform).__name__}")
 
     device = device if isinstance(device, torch.device) else get_device(device)
     seed_everything(seed)
@@ -331,7 +341,8 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
                 cb.on_epoch_start(state)
             start = time.perf_counter()
             loss, acc, samples = _train_epoch(state, loader, bar, device=device, scheduler=scheduler,  # type: ignore
-                                              scaler=scaler, amp=amp, callbacks=callbacks)
+                                              scaler=scaler, amp=amp, callbacks=callbacks,
+                                              batch_transform=batch_transform)
             seconds = time.perf_counter() - start
             val = None
             if val_set is not None and ((epoch + 1) % epochs_per_eval == 0 or epoch == num_epochs - 1):
@@ -364,7 +375,9 @@ def _momentum(group: dict[str, Any]) -> float:
 
 def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: torch.device,
                  scheduler: torch.optim.lr_scheduler.LRScheduler | None, scaler: torch.amp.GradScaler, amp: bool,
-                 callbacks: Sequence[Callback]) -> tuple[float, float, int]:
+                 callbacks: Sequence[Callback],
+                 batch_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None
+                 = None) -> tuple[float, float, int]:
     """One pass over ``loader``, one optimizer step per batch; returns mean loss, accuracy (0-1) and samples."""
     model, opt = state.model, state.optimizer
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
@@ -372,6 +385,9 @@ def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: to
     loss_sum, correct, samples = 0.0, 0, 0
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if batch_transform is not None:
+            x, y = batch_transform(x, y)
+        state.inputs = x
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             logits = model(x)
@@ -385,7 +401,7 @@ def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: to
         scaler.step(opt)
         scaler.update()
         loss_sum, samples = loss_sum + state.loss * len(y), samples + len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        correct += int((logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum())
         for cb in callbacks:
             cb.on_batch_end(state)
         if scheduler is not None:

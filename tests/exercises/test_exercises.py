@@ -12,6 +12,8 @@ import matplotlib
 import nbformat
 import numpy as np
 import pytest
+import wrong_02  # tests/exercises/wrong_02.py (pytest puts this folder on sys.path)
+import wrong_03
 from nbformat import v4
 
 from hrlib.exercises import NOT_IMPLEMENTED_MSG, CheckResult, check, list_checks, register
@@ -221,6 +223,11 @@ WRONG_ANSWERS: dict[str, list[Wrong]] = {
         ),
     ],
 }
+
+
+for _extra in (wrong_02.WRONG, wrong_03.WRONG):  # one file per later exercise, so that they are edited apart
+    for _exercise_id, _wrongs in _extra.items():
+        WRONG_ANSWERS.setdefault(_exercise_id, []).extend(Wrong(fn, keyword) for fn, keyword in _wrongs)
 
 
 def test_every_check_has_wrong_answers() -> None:

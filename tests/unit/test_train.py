@@ -296,6 +296,7 @@ def test_history_json_round_trip(run: tuple[nn.Module, History, list], tmp_path)
     ({"schedule": object()}, "schedule"),
     ({"train_set": []}, "train_set"),
     ({"model": "dsconvnet"}, "model"),
+    ({"batch_transform": "mixup"}, "batch_transform"),
 ])
 def test_fit_rejects_bad_arguments(kwargs: dict, name: str) -> None:
     args = {"model": tiny_model(), "train_set": bright_dark(4), "schedule": FakeSchedule((32,)), **kwargs}
@@ -356,3 +357,30 @@ def test_evaluating_does_not_change_the_training_run() -> None:
 
     for a, b in zip(run(1), run(3), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+class InputsRecorder(Callback):
+    def __init__(self) -> None:
+        self.inputs: list[torch.Tensor] = []
+
+    def on_after_backward(self, state: TrainState) -> None:
+        self.inputs.append(state.inputs.clone())
+
+
+def test_batch_transform_sees_each_batch_and_soft_labels_train() -> None:
+    """A batch transform runs before the forward pass (callbacks see its output) and may return soft labels."""
+    calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    def soft_negate(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append((tuple(x.shape), tuple(y.shape)))
+        return -x, F.one_hot(y, 2).float() * 0.9 + 0.05
+
+    rec = InputsRecorder()
+    data = bright_dark(16)
+    history = fit(tiny_model(), data, FakeSchedule((32, 32)), batch_size=8, lr=1e-2, batch_transform=soft_negate,
+                  callbacks=[rec], **QUIET)
+    assert calls == [((8, 3, 32, 32), (8,))] * 4
+    plain = [ResizeNormalize(32)(image=data[i][0])["image"] for i in range(16)]
+    assert all(any(torch.allclose(-x, p) for p in plain) for x in rec.inputs[0])  # the negated images
+    assert all(math.isfinite(v) for v in history.column("train_loss"))
+    assert 0.0 <= history.last("train_acc") <= 1.0

@@ -1,0 +1,1 @@
+"""Checks for lesson 03 (filled in with the lesson)."""

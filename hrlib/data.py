@@ -13,6 +13,10 @@ Classes (``CLASS_NAMES``): 0 ``normal``; 1 ``lesion``, a large region of crowded
 downsampling; 2 ``target``, one to three small clusters of DAB granules. Every slide also carries smooth DAB blobs
 of the same size and stain ("decoys"), so a target is told from a decoy only by its fine granular texture: that is
 the evidence that disappears when the image is shrunk.
+
+The small domain generators of lesson 03 live in ``hrlib.synth`` and are re-exported here: ``make_multispectral``
+and ``ndvi`` (4-band fields), ``make_scratch`` (direction-dependent scratches), ``make_xray`` (laterality),
+``make_document`` (glyph aspect), their ``Sample`` and ``*_CLASSES``, and ``SynthDataset``.
 """
 
 from __future__ import annotations
@@ -468,3 +472,20 @@ def real_image(name: str) -> np.ndarray:
     import skimage.data
 
     return np.ascontiguousarray(getattr(skimage.data, _REAL[name])())
+
+
+# the lesson-03 domain generators (hrlib.synth does not import this module, so the re-export is safe here)
+from hrlib.synth import (  # noqa: E402, F401
+    BAND_NAMES,
+    DOCUMENT_CLASSES,
+    MULTISPECTRAL_CLASSES,
+    SCRATCH_CLASSES,
+    XRAY_CLASSES,
+    Sample,
+    SynthDataset,
+    make_document,
+    make_multispectral,
+    make_scratch,
+    make_xray,
+    ndvi,
+)

@@ -1,0 +1,148 @@
+"""A batch statistics monitor (claim C9): catch a preprocessing bug from the numbers the model actually sees.
+
+Every ``every`` batches :class:`BatchStatsMonitor` records, per channel of the NCHW batch, the mean, the std and
+the *detail* (RMS difference between neighbouring pixels, the fine texture that a blur removes), and compares them
+with the median of its previous ``window`` records of the same shape (a resolution change starts a new reference).
+A channel is flagged when its std or detail falls below ``drop`` x the reference (over-blurring: a Gaussian blur of
+sigma 3 px takes the detail of normalized slides to about 0.1-0.3x but their std only to about 0.6-0.75x, so the
+detail is what catches it), when its std rises above ``rise`` x the reference (normalizing twice, or a forgotten
+``/ 255``), or when its mean moves by more than ``shift`` reference stds. A change that persists stays flagged
+until it makes up most of the window: the first flag marks where it began. A bug present from the first batch
+is not seen: the monitor compares a stream with itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from hrlib._checks import check_float, check_int
+from hrlib.train import Callback, TrainState
+
+__all__ = ["BatchStatsMonitor", "StatsFlag"]
+
+
+@dataclass(frozen=True)
+class StatsFlag:
+    """A flagged channel: ``stat`` is ``"std"``, ``"mean"`` or ``"detail"``; ``value`` what this batch had,
+    ``reference`` the median of the previous records; ``reason`` a sentence naming the likely bug."""
+
+    step: int
+    channel: int
+    stat: str
+    value: float
+    reference: float
+    reason: str
+
+
+def batch_stats(x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-channel ``mean``, ``std`` and ``detail`` ((C,) float64 arrays) of an NCHW float batch."""
+    x = x.detach().float()
+    dx, dy = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+    detail = ((dx.square().mean(dim=(0, 2, 3)) + dy.square().mean(dim=(0, 2, 3))) / 2).sqrt()
+    return {"mean": x.mean(dim=(0, 2, 3)).cpu().double().numpy(),
+            "std": x.std(dim=(0, 2, 3), correction=0).cpu().double().numpy(), "detail": detail.cpu().double().numpy()}
+
+
+class BatchStatsMonitor(Callback):
+    """Record per-channel batch statistics every ``every`` (>= 1) batches and flag sudden changes.
+
+    ``window`` (>= 1): records in the reference (flags start once there are that many); ``drop`` in (0, 1):
+    std/detail ratio below which a channel is flagged; ``rise`` (> 1): std ratio above which it is; ``shift`` (> 0):
+    mean change, in reference stds, above which it is; ``warn``: also ``warnings.warn`` once per flag (False keeps
+    notebooks quiet). Use it as a ``hrlib.train.fit`` callback (it observes ``state.inputs`` after each batch, at
+    ``state.step``), wrap a loader with :meth:`watch`, or call :meth:`observe` yourself. ``records``: one dict per
+    recorded batch with ``step``, ``shape`` (C, H, W) and (C,) arrays ``mean``, ``std``, ``detail``; ``flags``:
+    the :class:`StatsFlag` s so far.
+    """
+
+    def __init__(self, every: int = 10, *, window: int = 5, drop: float = 0.5, rise: float = 2.0,
+                 shift: float = 3.0, warn: bool = True) -> None:
+        self.every, self.window = check_int("every", every), check_int("window", window)
+        self.drop = check_float("drop", drop, 0.0, 1.0, low_open=True, high_open=True)
+        self.rise = check_float("rise", rise, 1.0, low_open=True)
+        self.shift = check_float("shift", shift, 0.0, low_open=True)
+        self.warn = bool(warn)
+        self.records: list[dict] = []
+        self.flags: list[StatsFlag] = []
+
+    def observe(self, step: int, x: torch.Tensor) -> list[StatsFlag]:
+        """Record batch ``x`` (NCHW float tensor) if ``step`` (>= 0) is a multiple of ``every``; return new flags."""
+        step = check_int("step", step, 0)
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[2] < 2 or \
+                x.shape[3] < 2:
+            raise ValueError(f"x must be an NCHW float tensor with H, W >= 2, got {getattr(x, 'dtype', type(x))} "
+                             f"with shape {tuple(getattr(x, 'shape', ()))}")
+        if step % self.every:
+            return []
+        rec = {"step": step, "shape": tuple(x.shape[1:]), **batch_stats(x)}
+        past = [r for r in self.records if r["shape"] == rec["shape"]][-self.window:]
+        self.records.append(rec)
+        if len(past) < self.window:
+            return []
+        ref = {k: np.median([r[k] for r in past], axis=0) for k in ("mean", "std", "detail")}
+        tiny = 1e-12
+        new = []
+        for c in range(len(rec["std"])):
+            for stat, value, reference, bad, reason in [
+                ("std", rec["std"][c], ref["std"][c], rec["std"][c] < self.drop * ref["std"][c],
+                 "std fell to {r:.2f}x its recent median (over-blurring, a constant fill?)"),
+                ("detail", rec["detail"][c], ref["detail"][c], rec["detail"][c] < self.drop * ref["detail"][c],
+                 "fine detail fell to {r:.2f}x its recent median (over-blurring?)"),
+                ("std", rec["std"][c], ref["std"][c], rec["std"][c] > self.rise * ref["std"][c],
+                 "std rose to {r:.2f}x its recent median (normalized twice, or a 0-255 vs 0-1 bug?)"),
+                ("mean", rec["mean"][c], ref["mean"][c],
+                 abs(rec["mean"][c] - ref["mean"][c]) > self.shift * max(ref["std"][c], tiny),
+                 "mean moved by {s:.1f} reference stds (a normalization bug?)")]:
+                if bad:
+                    text = reason.format(r=value / max(reference, tiny),
+                                         s=abs(value - reference) / max(ref["std"][c], tiny))
+                    new.append(StatsFlag(step, c, stat, float(value), float(reference), text))
+        self.flags.extend(new)
+        if self.warn:
+            for f in new:
+                warnings.warn(f"batch statistics at step {f.step}, channel {f.channel}: {f.reason}", stacklevel=2)
+        return new
+
+    def watch(self, loader: Iterable, start: int = 0) -> Iterator:
+        """Yield ``loader``'s batches unchanged, observing each one's first element (or the batch itself if it is a
+        tensor) with steps ``start, start + 1, ...``."""
+        for step, batch in enumerate(loader, start=check_int("start", start, 0)):
+            self.observe(step, batch if isinstance(batch, torch.Tensor) else batch[0])
+            yield batch
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if state.inputs is not None:
+            self.observe(state.step, state.inputs)
+
+    def plot(self, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+        """Per-channel std, detail and mean vs step; flagged steps as red dashed lines, flagged values as red
+        crosses. ``ax``: the axes to draw on, in that order (one axes: std only); default a new figure."""
+        if ax is None:
+            fig, axes = plt.subplots(3, 1, figsize=(7, 6), sharex=True, constrained_layout=True)
+        else:
+            axes = [ax] if isinstance(ax, Axes) else list(ax)
+            fig = axes[0].figure
+        steps = [r["step"] for r in self.records]
+        flagged = sorted({f.step for f in self.flags})
+        for a, stat in zip(axes, ("std", "detail", "mean"), strict=False):
+            values = np.array([r[stat] for r in self.records]).reshape(len(steps), -1)
+            for c in range(values.shape[1]):
+                a.plot(steps, values[:, c], marker=".", label=f"channel {c}")
+            for i, s in enumerate(flagged):
+                a.axvline(s, color="red", alpha=0.5, linestyle="--", label="flagged step" if i == 0 else None)
+            hits = [(f.step, f.value) for f in self.flags if f.stat == stat]
+            if hits:
+                a.scatter(*zip(*hits, strict=True), color="red", marker="x", zorder=3, label=f"flagged {stat}")
+            a.set_ylabel(f"batch {stat}\n(input units)")
+            a.legend(fontsize=7, loc="best")
+        axes[0].set_title(f"Batch statistics per channel ({len(self.flags)} flags at {len(flagged)} steps)")
+        axes[-1].set_xlabel("step (batches)")
+        return fig

@@ -33,8 +33,8 @@ from hrlib.data import SLIDE_MEAN, SLIDE_STD
 __all__ = ["POLICIES", "Policy", "Schedule", "Stage", "evaluate_at_resolutions", "recalibrate_bn",
            "stage_transform", "val_transform"]
 
-Policy = Literal["none", "warmup", "scale_jitter", "finetune"]
-POLICIES: tuple[str, ...] = ("none", "warmup", "scale_jitter", "finetune")
+Policy = Literal["none", "warmup", "scale_jitter", "finetune", "finetune_local"]
+POLICIES: tuple[str, ...] = ("none", "warmup", "scale_jitter", "finetune", "finetune_local")
 Stats = tuple[float, float, float]
 
 
@@ -69,6 +69,10 @@ def _policy_steps(policy: str, resolution: int, mean: Stats, occlusion: bool) ->
                                                                      round(resolution * 640 / 768)),
                 _resize(resolution), A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
     steps: list[A.BasicTransform] = [_resize(resolution)]  # finetune: no global geometry
+    if policy == "finetune_local":  # lesson 02's stage: GridMask, non-overlapping CutOut, bounded erasing
+        from hrlib.augment.local import mean_fill, occlusion_policy
+
+        return steps + (occlusion_policy(resolution, fill=mean_fill(mean)) if occlusion else [])
     if occlusion:  # 2-6 holes of 3-6 % of the side, filled with the mean colour (normalises to about 0)
         fill = tuple(round(255 * m) for m in mean)
         steps.append(A.CoarseDropout(num_holes_range=(2, 6), hole_height_range=(0.03, 0.06),
@@ -85,12 +89,14 @@ def stage_transform(policy: str, resolution: int, *, source_size: int, mean: Seq
     (reflected border), brightness/contrast jitter 0.1; ``"scale_jitter"`` resize to ``resolution * 800/768``,
     random crop ``resolution * 640/768``, resize to ``resolution`` (the crop is enlarged 1.2x, as in the recipe),
     flips; ``"finetune"`` resize only (identity at ``source_size``), no global geometry, and with probability 0.5
-    2-6 CoarseDropout holes of 3-6 % of the side in the mean colour: a hole can hide a small target entirely.
+    2-6 CoarseDropout holes of 3-6 % of the side in the mean colour: a hole can hide a small target entirely;
+    ``"finetune_local"`` resize, then ``hrlib.augment.local.occlusion_policy`` (GridMask, non-overlapping CutOut,
+    aspect-bounded erasing, each with probability 0.5, in the mean colour).
     ``resolution``: output side in px, <= ``source_size`` (side of the square inputs) unless ``allow_upsample``.
     ``mean``/``std``: per-channel, 0-1 units. ``with_boxes``: call as ``t(image=..., bboxes=(N, 4) x0 y0 x1 y1 px,
     box_labels=...)``, both required. ``seed``: two transforms with the same seed give the same sequence; DataLoader
     workers each repeat it, so call ``set_random_seed(seed + worker_id)`` in a worker_init_fn. ``occlusion=False``
-    drops the finetune holes (ablation, tests).
+    drops the finetune and finetune_local holes (ablation, tests).
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")

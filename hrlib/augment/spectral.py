@@ -1,0 +1,102 @@
+"""Band-consistent noise for multispectral images (claim C4): keep the physics that ties the bands together.
+
+Neighbouring bands of a real sensor see the same scene, so their values are strongly correlated and spectral
+indices such as NDVI ``(nir - red) / (nir + red)`` carry the class. Noise drawn independently per band breaks that
+correlation and distorts the indices; :func:`band_noise` offers three modes at the same noise level ``sigma``:
+
+* ``"independent"``: a separate Gaussian map per band (what per-channel noise does);
+* ``"shared"``: one Gaussian map added to every band, times a per-band ``scale`` (illumination-like);
+* ``"multiplicative"``: one map ``m = 1 + sigma * n`` (floored at 0) multiplying every band: band ratios, hence
+  NDVI, are preserved exactly (up to clipping at the value range).
+
+albumentations 2.0.8 has the last two for any number of bands (both accept HxWx4 float32): ``A.GaussNoise(
+std_range=(s, s), per_channel=False)`` adds one map to all bands (``"shared"`` with scale 1) and
+``A.MultiplicativeNoise(multiplier=(1 - a, 1 + a), per_channel=False, elementwise=True)`` multiplies all bands by
+one uniform map (ratio-preserving). Use them in pipelines; ``band_noise`` is the functional form with an explicit
+``rng``, a declared band count and the independent mode for comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from hrlib._checks import check_float, check_int
+
+__all__ = ["NOISE_MODES", "band_correlation", "band_noise", "check_bands", "normalized_difference"]
+
+NOISE_MODES: tuple[str, ...] = ("independent", "shared", "multiplicative")
+
+
+def check_bands(image: object, bands: int | None = None, name: str = "image") -> np.ndarray:
+    """Return ``image`` if it is an HxWxB array (B = ``bands`` when given); else raise ``ValueError`` naming it."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or not (
+            np.issubdtype(image.dtype, np.floating) or image.dtype == np.uint8):
+        raise ValueError(f"{name} must be an HxWxB float or uint8 array (B bands last), got "
+                         f"{getattr(image, 'dtype', type(image).__name__)} with shape {getattr(image, 'shape', None)}")
+    if bands is not None and image.shape[2] != check_int("bands", bands):
+        raise ValueError(f"{name} must have bands={bands} channels (the declared band count), got "
+                         f"{image.shape[2]} channels in shape {image.shape}")
+    return image
+
+
+def band_noise(image: np.ndarray, sigma: float, *, mode: str = "shared", rng: np.random.Generator,
+               bands: int | None = None, scale: Sequence[float] | None = None, clip: bool = True) -> np.ndarray:
+    """Add noise to a multispectral image, independently per band or consistently across bands.
+
+    Args:
+        image: HxWxB float reflectance (usually in [0, 1]) or uint8 (treated as ``image / 255``).
+        sigma: noise standard deviation, >= 0: in reflectance units for ``"independent"``/``"shared"``; relative
+            (a fraction of the value) for ``"multiplicative"``.
+        mode: one of ``NOISE_MODES`` (see the module docstring).
+        rng: the random generator.
+        bands: the declared band count; the image must have exactly that many channels (``None``: any).
+        scale: ``"shared"`` only: one factor per band for the shared map (default 1 for every band).
+        clip: clip the result to [0, 1] (reflectance range).
+
+    Returns:
+        An array of the input's shape and dtype (uint8 is rounded); equal to ``image`` when ``sigma = 0``.
+    """
+    image = check_bands(image, bands)
+    sigma = check_float("sigma", sigma, 0.0, hint="noise standard deviation")
+    if mode not in NOISE_MODES:
+        raise ValueError(f"mode must be one of {NOISE_MODES}, got {mode!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    h, w, b = image.shape
+    if scale is not None and (mode != "shared" or np.shape(scale) != (b,)):
+        raise ValueError(f"scale must be None or {b} floats (one per band), and only with mode='shared'; got "
+                         f"{scale!r} with mode={mode!r}")
+    x = image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
+    if mode == "independent":
+        out = x + sigma * rng.standard_normal((h, w, b))
+    elif mode == "shared":
+        factors = np.ones(b) if scale is None else np.asarray(scale, dtype=np.float64)
+        out = x + sigma * rng.standard_normal((h, w, 1)) * factors
+    else:
+        out = x * np.maximum(1.0 + sigma * rng.standard_normal((h, w, 1)), 0.0)
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
+    if image.dtype == np.uint8:
+        return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    return out.astype(image.dtype)
+
+
+def normalized_difference(image: np.ndarray, a: int = 3, b: int = 2, eps: float = 1e-6) -> np.ndarray:
+    """``(band a - band b) / (band a + band b)`` per pixel, (H, W) float64 in [-1, 1]; NDVI with a = NIR, b = red
+    (bands ``BAND_NAMES = (blue, green, red, nir)`` of ``hrlib.synth``). ``eps`` guards a zero denominator."""
+    image = check_bands(image)
+    for name, i in (("a", a), ("b", b)):
+        if not (isinstance(i, int) and -image.shape[2] <= i < image.shape[2]):
+            raise ValueError(f"{name} must be a band index in [0, {image.shape[2]}), got {i!r}")
+    x = image.astype(np.float64)
+    return (x[..., a] - x[..., b]) / np.maximum(x[..., a] + x[..., b], eps)
+
+
+def band_correlation(image: np.ndarray) -> np.ndarray:
+    """(B, B) Pearson correlation between the bands' pixel values (1 on the diagonal); a constant band gives NaN."""
+    image = check_bands(image)
+    flat = image.reshape(-1, image.shape[2]).astype(np.float64).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.corrcoef(flat)

@@ -33,7 +33,7 @@ setup:
 	fi
 
 _install:
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "hrlib needs Python >= 3.10; set PYTHON=python3.11 (make PYTHON=...)")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hrlib needs Python >= 3.11; set PYTHON=python3.11 (make PYTHON=...)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the pinned environment into $(VENV) (first time: a few minutes, several GB for torch)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e ".[course,dev]"

@@ -75,6 +75,7 @@ execute: setup
 
 bench: setup
 	$(PY) -m hrlib.bench generator
+	$(PY) -m hrlib.bench pipeline
 
 lock: setup
 	@{ head -n 2 $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v '^hrlib' | LC_ALL=C sort -f; } > $(LOCK).new

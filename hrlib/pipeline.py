@@ -1,0 +1,333 @@
+"""The input pipeline of lesson 05 (claims C7, C29, C30, C31): datasets that read regions from a tile store or
+decode whole files, a decoded-region cache, a DataLoader helper with safe defaults, tensor batch augmentation and
+a step timer that measures how much of each training step waits for data.
+
+The tf.data <-> PyTorch mapping: parallel ``map`` <-> ``num_workers``; ``prefetch`` <-> ``prefetch_factor``;
+``cache`` <-> :class:`TileCache` (one per worker process); ``shuffle`` <-> the sampler (it shuffles indices, before
+any augmentation runs in ``__getitem__``); TFRecord + ``interleave`` <-> :mod:`hrlib.shards`.
+
+Datasets are picklable and open the store lazily in each process (an LMDB environment must not cross a fork), and
+every random choice comes from ``seed`` and the item index, so worker count and order do not change a sample.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hrlib._checks import check_float, check_int
+from hrlib.shards import (
+    Batch,
+    ImageFileDataset,
+    ShardDataset,
+    SkippedSample,
+    SmallFileDataset,
+    collate_skipping,
+    decode_image,
+    to_tensor,
+    write_shards,
+    write_small_files,
+)
+
+__all__ = ["Batch", "ImageFileDataset", "RegionDataset", "ShardDataset", "SkippedSample", "SmallFileDataset",
+           "StepTimer", "TileCache", "batched_augment", "collate_skipping", "decode_image", "default_workers",
+           "make_loader", "sample_augment", "to_tensor", "write_shards", "write_small_files"]
+
+class TileCache:
+    """Least-recently-used cache of decoded regions (tf.data's ``cache`` after the expensive step).
+
+    Args:
+        capacity: most entries kept (>= 1); the least recently used one is evicted first.
+
+    Each DataLoader worker holds its own copy, so hits accumulate only in persistent workers (or with workers=0).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = check_int("capacity", capacity)
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        """Return the cached value for ``key``, or call ``load()``, store and return its result."""
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+        self.misses += 1
+        value = load()
+        self._items[key] = value
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+    def stats(self) -> dict[str, float]:
+        """``{"hits", "misses", "hit_rate", "size"}``; ``hit_rate`` is 0 before any lookup."""
+        total = self.hits + self.misses
+        return {"hits": self.hits, "misses": self.misses, "hit_rate": self.hits / total if total else 0.0,
+                "size": len(self._items)}
+
+
+def _as_cache(cache: TileCache | int | None) -> TileCache | None:
+    if cache is None or isinstance(cache, TileCache):
+        return cache
+    return TileCache(check_int("cache", cache))
+
+
+class RegionDataset(Dataset):
+    """``n_samples`` random ``size`` x ``size`` regions read from a tile store (decode only the region: C7).
+
+    Args:
+        store: an open :class:`hrlib.store.TileStore` or a store path; only the path is kept, and each process
+            opens its own handle on first use.
+        size: region side in pixels at ``level`` (>= 1, at most the smallest image side at that level).
+        n_samples: dataset length (>= 1).
+        level: pyramid level (0 = full resolution; level k is 2^k times smaller).
+        transform: called on the HxWxC uint8 region; default :func:`to_tensor`.
+        labels: image id -> class; images without one get -1.
+        seed: item ``i`` is the same region for the same ``seed`` whatever the worker count or order.
+        cache: a :class:`TileCache`, a capacity for a new one, or None.
+
+    Returns per item ``(transform(region), label)``.
+    """
+
+    def __init__(self, store: Any, size: int, n_samples: int, *, level: int = 0,
+                 transform: Callable[[np.ndarray], Any] | None = None, labels: Mapping[str, int] | None = None,
+                 seed: int = 0, cache: TileCache | int | None = None) -> None:
+        from hrlib.store import open_store
+
+        self.size = check_int("size", size)
+        self.n_samples = check_int("n_samples", n_samples)
+        self.level = check_int("level", level, 0)
+        self.seed = check_int("seed", seed, 0)
+        self.path = Path(store.path if hasattr(store, "path") else store)
+        self.transform = transform
+        self.labels = dict(labels or {})
+        self.cache = _as_cache(cache)
+        with open_store(self.path) as opened:  # read what sampling needs, then close: no handle crosses a fork
+            self.image_ids = list(opened.image_ids)
+            bad = [i for i in self.image_ids if opened.levels(i) <= self.level]
+            if bad:
+                raise ValueError(f"level must be < the number of pyramid levels of every image, got {self.level} "
+                                 f"for {bad[0]!r} with {opened.levels(bad[0])} levels")
+            self.shapes = {i: opened.shape(i, self.level)[:2] for i in self.image_ids}
+        if not self.image_ids:
+            raise ValueError(f"store must hold at least one image, got none in {self.path}")
+        smallest = min(min(s) for s in self.shapes.values())
+        if self.size > smallest:
+            raise ValueError(f"size must be <= the smallest image side at level {self.level} ({smallest} px), "
+                             f"got {self.size}")
+        self._store: Any = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_store"], state["_pid"] = None, -1  # never pickle an open handle
+        return state
+
+    def store(self) -> Any:
+        """This process's open store (opened on first use, reopened after a fork)."""
+        if self._store is None or self._pid != os.getpid():
+            from hrlib.store import open_store
+
+            self._store, self._pid = open_store(self.path), os.getpid()
+        return self._store
+
+    def region(self, i: int) -> tuple[str, int, int]:
+        """``(image_id, y, x)`` of item ``i`` (top-left corner in the level's pixel grid), from ``seed`` and ``i``."""
+        if not 0 <= i < self.n_samples:
+            raise IndexError(f"i must be in [0, {self.n_samples}), got {i}")
+        rng = np.random.default_rng([self.seed, i])
+        image_id = self.image_ids[int(rng.integers(len(self.image_ids)))]
+        h, w = self.shapes[image_id]
+        return image_id, int(rng.integers(h - self.size + 1)), int(rng.integers(w - self.size + 1))
+
+    def read(self, i: int) -> np.ndarray:
+        """The uint8 region of item ``i`` (through the cache when there is one)."""
+        image_id, y, x = self.region(i)
+
+        def load() -> np.ndarray:
+            return self.store().read_region(image_id, y, x, self.size, self.size, level=self.level)
+
+        if self.cache is None:
+            return load()
+        return self.cache.get((image_id, self.level, y, x, self.size), load)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        image_id = self.region(i)[0]
+        region = self.read(i)
+        out = self.transform(region) if self.transform is not None else to_tensor(region)
+        return out, self.labels.get(image_id, -1)
+
+
+def default_workers() -> int:
+    """Worker processes that are safe by default: 0 on Windows and macOS (their ``spawn`` start method cannot
+    import a Dataset defined in a notebook), else ``min(2, cpu count)``."""
+    if sys.platform in ("win32", "darwin"):
+        return 0
+    return min(2, os.cpu_count() or 1)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Give NumPy (and ``random``) in each worker a distinct seed derived from torch's per-worker seed."""
+    import random
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)  # noqa: NPY002  (transforms that use the legacy global generator)
+    random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, workers: int | None = None, persistent: bool | None = None,
+                prefetch: int | None = None, shuffle: bool = True, seed: int = 0, pin_memory: bool | None = None,
+                drop_last: bool = False) -> DataLoader:
+    """A DataLoader with safe defaults.
+
+    Args:
+        dataset: a map-style dataset.
+        batch_size: samples per batch (>= 1).
+        workers: worker processes (>= 0); default :func:`default_workers`.
+        persistent: keep workers alive between epochs (default: True when ``workers > 0``); ignored with 0 workers.
+        prefetch: batches each worker prepares ahead (>= 1, default 2); ignored with 0 workers.
+        shuffle: shuffle the indices each epoch (the sampler shuffles before ``__getitem__`` augments).
+        seed: seeds the shuffling generator, so the order of epoch k is reproducible.
+        pin_memory: page-locked batches for faster host-to-GPU copies; only ever True when CUDA is available
+            (default: True exactly then).
+        drop_last: drop a last incomplete batch.
+
+    Batches come from :func:`collate_skipping` (a list ``[x, y]`` with ``.skipped``).
+    """
+    batch_size = check_int("batch_size", batch_size)
+    workers = default_workers() if workers is None else check_int("workers", workers, 0)
+    cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {}
+    if workers > 0:
+        kwargs["persistent_workers"] = True if persistent is None else bool(persistent)
+        kwargs["prefetch_factor"] = 2 if prefetch is None else check_int("prefetch", prefetch)
+        kwargs["worker_init_fn"] = _seed_worker
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      generator=torch.Generator().manual_seed(check_int("seed", seed, 0)),
+                      collate_fn=collate_skipping, pin_memory=cuda if pin_memory is None else bool(pin_memory) and cuda,
+                      drop_last=drop_last, **kwargs)
+
+
+class StepTimer:
+    """Wrap a loader and measure the fraction of step time spent waiting for data (C31's diagnosis).
+
+    ``for x, y in timer: ...compute...; timer.step_done()``. Per step it records the time blocked in the loader
+    (``wait``), the time from the batch's arrival to ``step_done()`` (``compute``; without a call, until the loop
+    asks for the next batch) and the whole step. ``step_done`` first waits for queued CUDA work, so asynchronous
+    GPU kernels count as compute. Iterating again (next epoch) adds to the same totals.
+
+    Args:
+        loader: any iterable of batches.
+        sync: wait for CUDA in ``step_done`` (default: when CUDA is available).
+    """
+
+    def __init__(self, loader: Iterable[Any], *, sync: bool | None = None) -> None:
+        self.loader = loader
+        self.sync = torch.cuda.is_available() if sync is None else sync
+        self.wait: list[float] = []
+        self.compute: list[float] = []
+        self.step: list[float] = []
+        self._arrived: float | None = None
+        self._done: float | None = None
+
+    def step_done(self) -> None:
+        """Mark the end of this step's compute."""
+        if self.sync:
+            torch.cuda.synchronize()
+        self._done = time.perf_counter()
+
+    def __iter__(self) -> Iterator[Any]:
+        it = iter(self.loader)
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            self._arrived = time.perf_counter()
+            self._done = None
+            yield batch
+            resumed = time.perf_counter()
+            self.wait.append(self._arrived - start)
+            self.compute.append((self._done or resumed) - self._arrived)
+            self.step.append(resumed - start)
+
+    def summary(self) -> dict[str, float]:
+        """``steps``, seconds ``wait_s``/``compute_s``/``total_s``, ``data_fraction`` = wait / total and
+        ``utilization`` = compute / total (a proxy for accelerator utilization)."""
+        total = sum(self.step)
+        return {"steps": len(self.step), "wait_s": sum(self.wait), "compute_s": sum(self.compute), "total_s": total,
+                "data_fraction": sum(self.wait) / total if total else 0.0,
+                "utilization": sum(self.compute) / total if total else 0.0}
+
+
+def batched_augment(x: torch.Tensor, *, seed: int, crop: int | None = None, brightness: float = 0.2) -> torch.Tensor:
+    """Per-sample random crop, horizontal and vertical flips (p = 0.5 each) and brightness shift on a whole batch.
+
+    Args:
+        x: NCHW batch, uint8 (0-255) or float in [0, 1], on any device (the work stays there); uint8 moves 4x
+            fewer bytes to a GPU.
+        seed: the random parameters come from a CPU generator seeded with this, so CPU and GPU agree.
+        crop: output side in pixels (<= H and W), a random position per sample; None keeps the size.
+        brightness: each sample gets ``+ U(-brightness, brightness)``, then clamping to [0, 1] (0 <= b <= 1).
+
+    Returns a new float32 NCHW tensor in [0, 1] (the input is not modified). The same operations as
+    :func:`sample_augment`, written as tensor operations (C29).
+    """
+    if (not isinstance(x, torch.Tensor) or x.ndim != 4 or len(x) == 0
+            or not (x.is_floating_point() or x.dtype == torch.uint8)):
+        got = f"{x.dtype} with shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a non-empty NCHW uint8 or float tensor, got {got}")
+    brightness = check_float("brightness", brightness, 0.0, 1.0)
+    n, _, h, w = x.shape
+    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    flips = (torch.rand(n, 2, generator=g) < 0.5).tolist()
+    shift = ((torch.rand(n, generator=g) * 2 - 1) * brightness).to(x.device)
+    if crop is not None:
+        crop = check_int("crop", crop)
+        if crop > min(h, w):
+            raise ValueError(f"crop must be <= the batch's height and width ({h}x{w}), got {crop}")
+        oy = torch.randint(0, h - crop + 1, (n,), generator=g).tolist()
+        ox = torch.randint(0, w - crop + 1, (n,), generator=g).tolist()
+        x = torch.stack([x[i, :, oy[i]:oy[i] + crop, ox[i]:ox[i] + crop] for i in range(n)])
+    out = []
+    for i, (flip_x, flip_y) in enumerate(flips):  # flip only the samples that drew a flip
+        sample = x[i].flip(-1) if flip_x else x[i]
+        out.append(sample.flip(-2) if flip_y else sample)
+    x = torch.stack(out)
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    return x.add_(shift[:, None, None, None]).clamp_(0.0, 1.0)
+
+
+def sample_augment(crop: int | None = None, *, seed: int = 0, brightness: float = 0.2) -> A.Compose:
+    """The per-sample albumentations twin of :func:`batched_augment` (on HxWxC uint8 images, on the CPU: C6).
+
+    Args:
+        crop: random crop side in pixels, or None.
+        seed: the Compose's seed.
+        brightness: brightness limit (fraction of the maximum value, 0..1).
+    """
+    steps: list[A.BasicTransform] = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
+    if crop is not None:
+        steps.insert(0, A.RandomCrop(check_int("crop", crop), crop))
+    steps.append(A.RandomBrightnessContrast(brightness_limit=check_float("brightness", brightness, 0.0, 1.0),
+                                            contrast_limit=0.0, p=1.0))
+    return A.Compose(steps, seed=check_int("seed", seed, 0))

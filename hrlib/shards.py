@@ -1,0 +1,297 @@
+"""Samples read from files: whole image files decoded with PIL (the baseline that a tile store replaces, with a guard
+against crafted, truncated or huge files), and sequential shard files vs a folder of many small files (claim C30;
+TFRecord / WebDataset in PyTorch terms).
+
+A shard folder holds ``shard-00000.npy``, ... (each a stack of equal-sized HxWxC uint8 images, read through a
+memory map) and ``index.json`` (shard sizes and labels). A small-file folder holds one ``.png`` or ``.npy`` per
+sample plus ``index.json``. Writers fill a temporary sibling folder and rename it when complete, so an interrupted
+write never leaves a folder that looks finished. Both datasets return ``(CxHxW float tensor in [0, 1], label)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, default_collate
+
+from hrlib._checks import check_int
+
+__all__ = ["Batch", "ImageFileDataset", "ShardDataset", "SkippedSample", "SmallFileDataset", "collate_skipping",
+           "decode_image", "to_tensor", "write_shards", "write_small_files"]
+
+OnError = Literal["raise", "skip"]
+SmallFormat = Literal["png", "npy"]
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWxC (or HxW) uint8 ``image`` -> CxHxW float32 tensor in [0, 1]."""
+    if image.ndim == 2:
+        image = image[..., None]
+    chw = np.require(image.transpose(2, 0, 1), requirements=("C", "W"))  # copies read-only memmaps (torch warns)
+    return torch.from_numpy(chw).float().div_(255.0)
+
+
+
+
+def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file with PIL into an HxWx3 uint8 RGB array.
+
+    Args:
+        path: the file.
+        max_pixels: refuse images with more pixels than this (checked from the header, before decoding). PIL's own
+            decompression-bomb guard (about 179 megapixels) still applies; it is never disabled here.
+
+    Raises ``ValueError`` naming the file for anything unreadable (truncated, garbage, too large, missing).
+    """
+    try:
+        with warnings.catch_warnings():
+            if max_pixels is not None:  # the caller set an explicit limit: PIL's softer warning adds nothing
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if max_pixels is not None and w * h > max_pixels:
+                    raise ValueError(f"{w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
+                return np.asarray(im.convert("RGB"))
+    except Exception as err:  # PIL raises OSError, SyntaxError, DecompressionBombError, ... for bad files
+        raise ValueError(f"path {os.fspath(path)!r} could not be decoded: {type(err).__name__}: {err}") from err
+
+
+@dataclass(frozen=True)
+class SkippedSample:
+    """A sample that failed to load under ``on_error="skip"``: which file and why."""
+
+    path: str
+    reason: str
+
+
+class Batch(list):
+    """A collated batch (a list, e.g. ``[x, y]``) with ``skipped``: the :class:`SkippedSample` s left out of it."""
+
+    skipped: list[SkippedSample]
+
+
+def collate_skipping(items: Sequence[Any]) -> Batch:
+    """``default_collate`` of the samples that loaded; skipped ones go to ``batch.skipped``.
+
+    A batch whose every sample was skipped is an empty :class:`Batch` (check ``len(batch)``).
+    """
+    good = [s for s in items if not isinstance(s, SkippedSample)]
+    batch = Batch(default_collate(good) if good else [])
+    batch.skipped = [s for s in items if isinstance(s, SkippedSample)]
+    return batch
+
+
+class ImageFileDataset(Dataset):
+    """The baseline: decode a whole image file with PIL, then crop a region (what C7 replaces).
+
+    Args:
+        files: image files (JPEG, PNG, ...); item ``i`` reads ``files[i % len(files)]``.
+        size: side of the random crop in pixels, or None for the whole image.
+        n_samples: dataset length; default ``len(files)``.
+        labels: one class per file (default -1).
+        seed: the crop of item ``i`` comes from ``seed`` and ``i``.
+        max_pixels: refuse larger images (see :func:`decode_image`).
+        on_error: ``"raise"``: a file that fails raises ``ValueError`` naming it (also from a worker process);
+            ``"skip"``: the item is a :class:`SkippedSample` that :func:`collate_skipping` (the loader's default
+            collate) leaves out and reports in ``batch.skipped``.
+        transform: called on the HxWxC uint8 crop; default :func:`to_tensor`.
+    """
+
+    def __init__(self, files: Iterable[str | os.PathLike], size: int | None = None, *, n_samples: int | None = None,
+                 labels: Sequence[int] | None = None, seed: int = 0, max_pixels: int | None = None,
+                 on_error: OnError = "raise", transform: Callable[[np.ndarray], Any] | None = None) -> None:
+        self.files = [Path(f) for f in files]
+        if not self.files:
+            raise ValueError("files must name at least one image file, got none")
+        self.size = None if size is None else check_int("size", size)
+        self.n_samples = len(self.files) if n_samples is None else check_int("n_samples", n_samples)
+        self.labels = [-1] * len(self.files) if labels is None else [int(v) for v in labels]
+        if len(self.labels) != len(self.files):
+            raise ValueError(f"labels must have one entry per file ({len(self.files)}), got {len(self.labels)}")
+        self.seed = check_int("seed", seed, 0)
+        self.max_pixels = None if max_pixels is None else check_int("max_pixels", max_pixels)
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.on_error = on_error
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def __getitem__(self, i: int) -> tuple[Any, int] | SkippedSample:
+        path = self.files[i % len(self.files)]
+        try:
+            image = decode_image(path, self.max_pixels)
+            if self.size is not None:
+                h, w = image.shape[:2]
+                if self.size > min(h, w):
+                    raise ValueError(f"path {os.fspath(path)!r} is {h}x{w}, smaller than size={self.size}")
+                rng = np.random.default_rng([self.seed, i])
+                y, x = int(rng.integers(h - self.size + 1)), int(rng.integers(w - self.size + 1))
+                image = image[y:y + self.size, x:x + self.size]
+        except ValueError as err:
+            if self.on_error == "raise":
+                raise
+            return SkippedSample(os.fspath(path), str(err))
+        out = self.transform(image) if self.transform is not None else to_tensor(image)
+        return out, self.labels[i % len(self.files)]
+
+
+def _check_image(i: int, image: np.ndarray, shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+        got = f"{image.dtype} with shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"samples[{i}] must hold an HxWxC uint8 image, got {got}")
+    if shape is not None and image.shape != shape:
+        raise ValueError(f"samples[{i}] must have the shape of samples[0] {shape}, got {image.shape}")
+    return image.shape
+
+
+def _write_folder(dst: str | os.PathLike, force: bool, fill: Any) -> Path:
+    """Create ``dst`` atomically: ``fill(tmp)`` writes into a temporary sibling, which is then renamed."""
+    dst = Path(dst)
+    if dst.exists() and not force:
+        raise FileExistsError(f"dst {os.fspath(dst)!r} already exists; pass force=True to replace it")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
+    try:
+        fill(tmp)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dst
+
+
+def write_shards(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLike, *, shard_size: int = 256,
+                 force: bool = False) -> Path:
+    """Write ``(image, label)`` samples (equal-shaped HxWxC uint8) into sequential shards of ``shard_size`` images.
+
+    Returns the shard folder; refuses to replace an existing one unless ``force``.
+    """
+    shard_size = check_int("shard_size", shard_size)
+
+    def fill(tmp: Path) -> None:
+        sizes: list[int] = []
+        labels: list[int] = []
+        buffer: list[np.ndarray] = []
+        shape: tuple[int, ...] | None = None
+
+        def flush() -> None:
+            np.save(tmp / f"shard-{len(sizes):05d}.npy", np.stack(buffer))
+            sizes.append(len(buffer))
+            buffer.clear()
+
+        for i, (image, label) in enumerate(samples):
+            shape = _check_image(i, image, shape)
+            buffer.append(image)
+            labels.append(int(label))
+            if len(buffer) == shard_size:
+                flush()
+        if buffer:
+            flush()
+        if not labels:
+            raise ValueError("samples must hold at least one (image, label) pair, got none")
+        (tmp / "index.json").write_text(json.dumps({"kind": "shards", "shard_sizes": sizes, "labels": labels}))
+
+    return _write_folder(dst, force, fill)
+
+
+def write_small_files(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLike, *,
+                      fmt: SmallFormat = "png", force: bool = False) -> Path:
+    """Write one file per sample (``fmt`` ``"png"``: compressed, decoded on read; ``"npy"``: raw) into ``dst``."""
+    if fmt not in ("png", "npy"):
+        raise ValueError(f"fmt must be 'png' or 'npy', got {fmt!r}")
+
+    def fill(tmp: Path) -> None:
+        labels: list[int] = []
+        for i, (image, label) in enumerate(samples):
+            _check_image(i, image, None)
+            if fmt == "png":
+                Image.fromarray(image.squeeze(-1) if image.shape[2] == 1 else image).save(tmp / f"{i:06d}.png")
+            else:
+                np.save(tmp / f"{i:06d}.npy", image)
+            labels.append(int(label))
+        if not labels:
+            raise ValueError("samples must hold at least one (image, label) pair, got none")
+        (tmp / "index.json").write_text(json.dumps({"kind": "small", "fmt": fmt, "labels": labels}))
+
+    return _write_folder(dst, force, fill)
+
+
+def _read_index(path: str | os.PathLike, kind: str) -> dict[str, Any]:
+    index_file = Path(path) / "index.json"
+    if not index_file.is_file():
+        raise ValueError(f"path {os.fspath(path)!r} has no index.json (not a finished {kind} folder)")
+    index = json.loads(index_file.read_text())
+    if index.get("kind") != kind:
+        raise ValueError(f"path {os.fspath(path)!r} holds {index.get('kind')!r} data, expected {kind!r}")
+    return index
+
+
+class ShardDataset(Dataset):
+    """Samples from :func:`write_shards` output; each process memory-maps the shards on first use.
+
+    Reading indices in order touches each shard file sequentially (``shuffle=False``, or shuffle shard order and
+    within a buffer, as WebDataset does).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        index = _read_index(self.path, "shards")
+        self.labels: list[int] = index["labels"]
+        self.starts = np.cumsum([0, *index["shard_sizes"]])
+        self._maps: dict[int, np.ndarray] = {}
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_maps": {}, "_pid": -1}
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"i must be in [0, {len(self)}), got {i}")
+        if self._pid != os.getpid():
+            self._maps, self._pid = {}, os.getpid()
+        shard = int(np.searchsorted(self.starts, i, side="right")) - 1
+        if shard not in self._maps:
+            self._maps[shard] = np.load(self.path / f"shard-{shard:05d}.npy", mmap_mode="r")
+        return to_tensor(self._maps[shard][i - self.starts[shard]]), self.labels[i]
+
+
+class SmallFileDataset(Dataset):
+    """Samples from :func:`write_small_files` output: one file opened (and for PNG decoded) per item."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        index = _read_index(self.path, "small")
+        self.fmt: str = index["fmt"]
+        self.labels: list[int] = index["labels"]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"i must be in [0, {len(self)}), got {i}")
+        file = self.path / f"{i:06d}.{self.fmt}"
+        if self.fmt == "npy":
+            image = np.load(file)
+        else:
+            with Image.open(file) as im:
+                image = np.asarray(im)
+        return to_tensor(image), self.labels[i]

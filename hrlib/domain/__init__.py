@@ -1,10 +1,13 @@
-"""Cross-domain preprocessing and domain-aware normalization (the library of lesson 04; the lesson is planned).
+"""Cross-domain preprocessing and domain-aware normalization (the library of lesson 04).
 
 - ``hrlib.domain.norm``: MixStyle (Zhou et al., 2021), AdaIN, Batch-Instance Normalization, domain-specific
   BatchNorm, and ``convert_batchnorm`` / ``set_domain`` to use them in an existing model;
 - ``hrlib.domain.color``: per-domain statistics and normalization, LAB alignment (histogram-matched L, A/B means),
   albumentations' ``HistogramMatching`` and ``FDA`` with their reference images, source-only elastic deformation;
-- ``hrlib.domain.crops``: CAM-guided crops for an unlabeled target domain.
+- ``hrlib.domain.crops``: CAM-guided crops for an unlabeled target domain;
+- ``hrlib.domain.shift``: lesson 04's measured shift (labeled source sites, an unlabeled target site, an oracle)
+  and one training harness for every technique (``make_shift``, ``run``, ``run_table``, ``transfer_curve``);
+- ``hrlib.domain.sync``: what ``torch.nn.SyncBatchNorm`` synchronizes (across processes, not domains), on the CPU.
 """
 
 from hrlib.domain.color import (

@@ -148,7 +148,7 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
         described = _dataset_params(dataset) or (dataset if isinstance(dataset, Mapping) else None)
         if described is not None:
             data["params"] = to_jsonable(described, "dataset")
-    record = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    record = {"timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "seed": seed, "params": to_jsonable(params, "params"), "metrics": to_jsonable(metrics, "metrics"),
               "dataset": data, "git": git_state(repo), "versions": package_versions()}
     line = json.dumps(record, allow_nan=False) + "\n"

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="run a benchmark (see `python -m hrlib.bench --help`)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     _add_convert(sub)
+    from hrlib.runner import add_arguments
+
+    add_arguments(sub.add_parser("train", help="train from a .toml/.yaml config (one process or under torchrun)"))
     check = sub.add_parser("verify", help="check a store: manifest, chunk checksums, missing chunks, sha256")
     check.add_argument("dst", help="the store folder")
     ns = parser.parse_args(argv)
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if ns.command == "convert":
         return _convert(ns, sub.choices["convert"])
+    if ns.command == "train":
+        from hrlib.runner import run_cli
+
+        return run_cli(ns)
     if ns.command == "verify":
         from hrlib.store import verify
 

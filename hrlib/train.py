@@ -410,3 +410,14 @@ def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: to
         bar.set_postfix({"epoch": state.epoch, "res": state.resolution, "loss": f"{loss_sum / samples:.3f}",
                          "acc": f"{correct / samples:.3f}"}, refresh=False)
     return loss_sum / samples, correct / samples, samples
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hrlib.train --config FILE [--resume] [--out DIR]``: the training CLI of :mod:`hrlib.runner`."""
+    from hrlib.runner import main as runner_main
+
+    return runner_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Training checkpoints that survive a crash and load safely (issue 9): atomic writes, ``weights_only`` loading.
+
+A checkpoint is a dict of tensors and plain containers (no pickled classes), so ``torch.load(weights_only=True)``
+reads it: model, optimizer, LR scheduler and grad scaler state dicts, the epoch just finished, the optimizer step,
+the history rows, the run's config and the random states (:func:`rng_state`: Python's, NumPy's and torch's
+generators as tensors). :func:`save_checkpoint` writes to a temporary file next to the target and renames it into
+place (``os.replace``), so a crash or a full disk during a save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hrlib._checks import atomic_write, check_int
+
+__all__ = ["checkpoint_path", "latest_checkpoint", "load_checkpoint", "restore_rng_state", "rng_state",
+           "save_checkpoint"]
+
+_NAME = re.compile(r"epoch_(\d{4,})\.pt\Z")
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's random states as tensors and ints (``weights_only``-loadable): ``python`` (Mersenne Twister
+    words as int64), ``numpy`` (the legacy global generator), ``torch`` (CPU) and ``cuda`` (one per device)."""
+    version, words, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002  (legacy global generator)
+    return {"python": {"version": int(version), "words": torch.tensor(words, dtype=torch.int64),
+                       "gauss": None if gauss is None else float(gauss)},
+            "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached": float(cached)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Set this process's generators to ``state`` (from :func:`rng_state`); CUDA states only where devices exist."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(w) for w in py["words"].tolist()), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state((nps["name"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],  # noqa: NPY002
+                         nps["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_path(folder: str | os.PathLike, epoch: int) -> Path:
+    """Where the checkpoint after ``epoch`` (0-based, >= 0) lives: ``folder/checkpoints/epoch_NNNN.pt``."""
+    return Path(folder) / "checkpoints" / f"epoch_{check_int('epoch', epoch, 0):04d}.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, keep_last: int | None = None) -> Path:
+    """Write ``checkpoint`` (tensors and plain containers only) to ``path`` atomically; returns the path.
+
+    The bytes go to a temporary file in the same folder, are fsynced, then renamed over ``path``: readers see the
+    old file or the new one, never a partial one. ``keep_last`` (>= 1): afterwards delete all but the newest
+    ``keep_last`` ``epoch_NNNN.pt`` files of the folder (None keeps all).
+    """
+    path = Path(path)
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f"checkpoint must be a dict, got {type(checkpoint).__name__}")
+    keep_last = None if keep_last is None else check_int("keep_last", keep_last)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: torch.save(dict(checkpoint), fh), mode="wb")
+    if keep_last is not None:
+        for old in _epoch_files(path.parent)[:-keep_last]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code runs), tensors on
+    ``map_location``. Raises ``FileNotFoundError`` if missing, ``ValueError`` naming the file if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated or foreign file; pickle and zip errors have many types
+        raise ValueError(f"checkpoint {path} is not a readable hrlib checkpoint: {type(e).__name__}: {e}") from e
+    if not isinstance(checkpoint, dict) or "epoch" not in checkpoint:
+        raise ValueError(f"checkpoint {path} must hold a dict with an 'epoch', got {type(checkpoint).__name__}")
+    return checkpoint
+
+
+def _epoch_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.glob("epoch_*.pt") if _NAME.match(p.name)]
+    return sorted(files, key=lambda p: int(_NAME.match(p.name).group(1)))  # type: ignore[union-attr]
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The newest ``epoch_NNNN.pt`` in ``folder/checkpoints`` (highest epoch), or None if there is none."""
+    files = _epoch_files(Path(folder) / "checkpoints")
+    return files[-1] if files else None

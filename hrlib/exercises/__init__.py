@@ -150,4 +150,4 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
 
 
 # Lesson modules register their checks on import; keep these imports at the bottom.
-from hrlib.exercises import ex00, ex01, ex02, ex03, ex04, ex06, ex07  # noqa: E402, F401, I001
+from hrlib.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07  # noqa: E402, F401, I001

@@ -15,6 +15,7 @@ import pytest
 import wrong_02  # tests/exercises/wrong_02.py (pytest puts this folder on sys.path)
 import wrong_03
 import wrong_04
+import wrong_05
 from nbformat import v4
 
 from hrlib.exercises import NOT_IMPLEMENTED_MSG, CheckResult, check, list_checks, register
@@ -227,7 +228,7 @@ WRONG_ANSWERS: dict[str, list[Wrong]] = {
 
 
 # one file per later exercise, so that they are edited apart
-for _extra in (wrong_02.WRONG, wrong_03.WRONG, wrong_04.WRONG):
+for _extra in (wrong_02.WRONG, wrong_03.WRONG, wrong_04.WRONG, wrong_05.WRONG):
     for _exercise_id, _wrongs in _extra.items():
         WRONG_ANSWERS.setdefault(_exercise_id, []).extend(Wrong(fn, keyword) for fn, keyword in _wrongs)
 

@@ -100,13 +100,14 @@ class RegionDataset(Dataset):
         labels: image id -> class; images without one get -1.
         seed: item ``i`` is the same region for the same ``seed`` whatever the worker count or order.
         cache: a :class:`TileCache`, a capacity for a new one, or None.
+        image_ids: sample only these images of the store (e.g. a train/validation split by image); default all.
 
     Returns per item ``(transform(region), label)``.
     """
 
     def __init__(self, store: Any, size: int, n_samples: int, *, level: int = 0,
                  transform: Callable[[np.ndarray], Any] | None = None, labels: Mapping[str, int] | None = None,
-                 seed: int = 0, cache: TileCache | int | None = None) -> None:
+                 seed: int = 0, cache: TileCache | int | None = None, image_ids: Iterable[str] | None = None) -> None:
         from hrlib.store import open_store
 
         self.size = check_int("size", size)
@@ -119,6 +120,12 @@ class RegionDataset(Dataset):
         self.cache = _as_cache(cache)
         with open_store(self.path) as opened:  # read what sampling needs, then close: no handle crosses a fork
             self.image_ids = list(opened.image_ids)
+            if image_ids is not None:
+                wanted = [str(i) for i in image_ids]
+                unknown = sorted(set(wanted) - set(self.image_ids))
+                if unknown:
+                    raise ValueError(f"image_ids must be ids of the store, got unknown {unknown[:3]}")
+                self.image_ids = [i for i in self.image_ids if i in set(wanted)]
             bad = [i for i in self.image_ids if opened.levels(i) <= self.level]
             if bad:
                 raise ValueError(f"level must be < the number of pyramid levels of every image, got {self.level} "

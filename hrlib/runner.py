@@ -62,8 +62,10 @@ def _identity(image: np.ndarray) -> np.ndarray:
 
 
 def _datasets(cfg: Mapping[str, Any]) -> tuple[Any, Any, Any]:
-    """``(train_set, val_set or None, what identifies the data for the run record)``: train items first,
-    the ``n_val`` validation items after them, from one dataset (so they never overlap)."""
+    """``(train_set, val_set or None, what identifies the data for the run record)``. Generated slides: the
+    ``n_val`` validation slides come after the training ones (never the same slides). A tile store: validation
+    regions come from held-out images (the last ``n_val / (n_samples + n_val)`` of the sorted image ids, at least
+    one), so no image is seen in both."""
     from torch.utils.data import Subset
 
     d = cfg["data"]
@@ -75,10 +77,20 @@ def _datasets(cfg: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     else:
         from hrlib.pipeline import RegionDataset
 
-        whole = RegionDataset(d["path"], d["region"], d["n_samples"] + d["n_val"], level=d["level"],
-                              transform=_identity, labels=_read_labels(d["labels"]), seed=d["seed"],
-                              cache=d["cache"] or None)
-        n, ident = d["n_samples"], [Path(d["path"]) / "manifest.json", Path(d["labels"])]
+        def regions(n: int, ids: Sequence[str] | None, seed: int) -> RegionDataset:
+            return RegionDataset(d["path"], d["region"], n, level=d["level"], transform=_identity,
+                                 labels=_read_labels(d["labels"]), seed=seed, cache=d["cache"] or None, image_ids=ids)
+
+        ident = [Path(d["path"]) / "manifest.json", Path(d["labels"])]
+        if not d["n_val"]:
+            return regions(d["n_samples"], None, d["seed"]), None, ident
+        ids = regions(1, None, d["seed"]).image_ids
+        if len(ids) < 2:
+            raise ConfigError(f"data.n_val needs a store with at least 2 images (validation uses held-out images), "
+                              f"got {len(ids)}")
+        n_held = min(len(ids) - 1, max(1, round(len(ids) * d["n_val"] / (d["n_samples"] + d["n_val"]))))
+        return (regions(d["n_samples"], ids[:-n_held], d["seed"]), regions(d["n_val"], ids[-n_held:], d["seed"] + 1),
+                ident)
     val = Subset(whole, range(n, len(whole))) if d["n_val"] else None
     return Subset(whole, range(n)), val, ident
 

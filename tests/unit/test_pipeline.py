@@ -90,6 +90,14 @@ def test_region_dataset_validates(store_path):
         RegionDataset(store_path, 8, 0)
     with pytest.raises(IndexError, match="^i must be in"):
         RegionDataset(store_path, 8, 4).region(4)
+    with pytest.raises(ValueError, match="^image_ids must be ids of the store"):
+        RegionDataset(store_path, 8, 4, image_ids=["nope"])
+
+
+def test_region_dataset_samples_only_the_given_images(store_path):
+    first = sorted(IMAGES)[0]
+    ds = RegionDataset(store_path, 8, 20, image_ids=[first])
+    assert ds.image_ids == [first] and {ds.region(i)[0] for i in range(len(ds))} == {first}
 
 
 def test_tile_cache_is_lru_and_counts():

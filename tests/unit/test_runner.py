@@ -137,6 +137,13 @@ def test_store_source_trains_on_labelled_regions(tmp_path):
     history = train(cfg, out=tmp_path / "run")
     assert validate_config(cfg)["data"]["num_classes"] == 2
     assert history.column("samples").tolist() == [8, 8] and np.isfinite(history.column("val_loss")).all()
+    from hrlib.runner import _datasets
+
+    train_set, val_set, _ = _datasets(validate_config(cfg))  # validation regions come from held-out images
+    train_ids = {train_set.region(i)[0] for i in range(len(train_set))}
+    val_ids = {val_set.region(i)[0] for i in range(len(val_set))}
+    assert train_ids and val_ids and not train_ids & val_ids and train_ids | val_ids <= set(images)
+    assert len(val_set) == 4 and len(train_set) == 8
     (tmp_path / "labels.csv").write_text("image_id,label\ns0,0\n")
     with pytest.raises(ConfigError, match=r"^data\.labels must give a class for every image .*'s1'"):
         validate_config(cfg)

@@ -312,9 +312,10 @@ def make_document(height: int | None = None, *, aspect: float | None = None, lab
     ink = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
     mask = ink > 127
     boxes = []
-    for i in sorted(set(line_of)):  # each line's ink lies in its band of rows
-        y0 = int(0.1 * height + i * pitch)
-        boxes.append(_box(mask[y0:int(0.1 * height + (i + 1) * pitch)]) + np.float32([0, y0, 0, y0]))
+    for i in sorted(set(line_of)):  # each line's ink lies in its band of rows (the last band runs to the bottom:
+        y0 = int(0.1 * height + i * pitch)  # on small pages a thick stroke can reach past it)
+        y1 = int(0.1 * height + (i + 1) * pitch) if i < n_lines - 1 else height
+        boxes.append(_box(mask[y0:y1]) + np.float32([0, y0, 0, y0]))
     x, y = _grid(height, width)
     paper = rng.uniform(0.86, 0.96) + 0.03 * (x / max(page_aspect, 1e-6) - 0.5) * rng.uniform(-1, 1)
     image = paper - (paper - rng.uniform(0.1, 0.3)) * ink.astype(np.float32) / 255

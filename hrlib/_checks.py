@@ -59,3 +59,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], mode
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def check_bool(name: str, value: object, *, allow_none: bool = False) -> bool | None:
+    """Return ``value`` if it is a bool (or None when ``allow_none``); raise ``TypeError`` naming ``name``.
+
+    A truthy string such as ``"no"`` would silently mean True, so only real bools are accepted.
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False{' or None' if allow_none else ''}, "
+                        f"got {type(value).__name__} {value!r:.60}")
+    return bool(value)
+
+
+def check_path(name: str, value: object) -> Path:
+    """Return ``value`` as a ``Path``; raise ``TypeError`` naming ``name`` unless it is a str or os.PathLike."""
+    if not isinstance(value, str | os.PathLike) or value == "":
+        raise TypeError(f"{name} must be a file or folder path (str or os.PathLike), "
+                        f"got {type(value).__name__} {value!r:.60}")
+    return Path(value)

@@ -31,15 +31,35 @@ __all__ = ["BundledModel", "ErrorModes", "FailureCase", "FailureDiff", "FailureS
            "record_run", "size_bucket", "size_bucket_labels"]
 
 
-def _int_array(name: str, values: object, n: int | None = None, high: int | None = None) -> np.ndarray:
-    """(N,) int64 array of ``values`` (length ``n`` and in [0, high) where given), or raise naming ``name``."""
+def _int_array(name: str, values: object, n: int | None = None, high: int | None = None,
+               per: str = "") -> np.ndarray:
+    """(N,) int64 array of ``values`` (length ``n`` and in [0, high) where given), or raise naming ``name``;
+    ``per`` names the argument that sets ``n`` (added to the message)."""
     arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu") or (n is not None and len(arr) != n):
-        raise ValueError(f"{name} must be a 1-D sequence of {n if n is not None else 'N'} ints, got dtype "
+        one_per = f" (one per entry of {per})" if per else ""
+        raise ValueError(f"{name} must be a 1-D sequence of {n if n is not None else 'N'} ints{one_per}, got dtype "
                          f"{arr.dtype} with shape {arr.shape}")
     if high is not None and arr.size and (arr.min() < 0 or arr.max() >= high):
         raise ValueError(f"{name} must be class indices in [0, {high}), got values from {arr.min()} to {arr.max()}")
     return arr.astype(np.int64)
+
+
+def _class_names(class_names: object) -> tuple[str, ...]:
+    """``class_names`` as a tuple of at least 2 distinct strings, or raise naming it."""
+    if isinstance(class_names, str | bytes) or not isinstance(class_names, Sequence | np.ndarray):
+        raise TypeError(f"class_names must be a sequence of class names, got {type(class_names).__name__} "
+                        f"{class_names!r:.80}")
+    names = tuple(str(c) for c in class_names)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"class_names must name at least 2 distinct classes, got {class_names!r:.200}")
+    return names
+
+
+def _check_path(name: str, path: object) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{name} must be a str or os.PathLike file path, got {type(path).__name__} {path!r:.80}")
+    return Path(path)
 
 
 # ---- error modes ---------------------------------------------------------------------------------------------------
@@ -73,11 +93,9 @@ def error_modes(preds: Sequence[int], labels: Sequence[int], class_names: Sequen
                 positive: int | str = "target") -> ErrorModes:
     """Confusion matrix and error modes of predictions ``preds`` against ``labels`` ((N,) class indices < C);
     ``class_names``: the C class names; ``positive``: the class whose misses matter (name or index)."""
-    names = tuple(str(c) for c in class_names)
-    if len(names) < 2:
-        raise ValueError(f"class_names must name at least 2 classes, got {class_names!r}")
+    names = _class_names(class_names)
     labels = _int_array("labels", labels, high=len(names))
-    preds = _int_array("preds", preds, n=len(labels), high=len(names))
+    preds = _int_array("preds", preds, n=len(labels), high=len(names), per="labels")
     if isinstance(positive, str):
         if positive not in names:
             raise ValueError(f"positive must be one of {names} or an index, got {positive!r}")
@@ -106,9 +124,18 @@ def breakdown(preds: Sequence[int], labels: Sequence[int], groups: Sequence[Hash
     ``order``: the groups to list, in that order (groups absent from the data get n = 0 and NaN); default:
     the sorted keys, or the order of first appearance if they cannot be sorted."""
     labels = _int_array("labels", labels)
-    preds = _int_array("preds", preds, n=len(labels))
+    preds = _int_array("preds", preds, n=len(labels), per="labels")
+    if isinstance(groups, str | bytes) or not isinstance(groups, Sequence | np.ndarray):
+        raise TypeError(f"groups must be a sequence of one key per sample, got {type(groups).__name__} "
+                        f"{groups!r:.80}")
     if len(groups) != len(labels):
         raise ValueError(f"groups must have one key per sample ({len(labels)}), got {len(groups)}")
+    unhashable = [g for g in groups if not isinstance(g, Hashable)]
+    if unhashable:
+        raise TypeError(f"groups must hold hashable keys (site names, size buckets...), got "
+                        f"{type(unhashable[0]).__name__} {unhashable[0]!r:.60}")
+    if order is not None and (isinstance(order, str | bytes) or not isinstance(order, Sequence | np.ndarray)):
+        raise TypeError(f"order must be a sequence of group keys or None, got {type(order).__name__} {order!r:.80}")
     if order is None:
         keys = list(dict.fromkeys(groups))
         try:
@@ -130,6 +157,9 @@ def breakdown(preds: Sequence[int], labels: Sequence[int], groups: Sequence[Hash
 
 
 def _check_edges(edges: Sequence[float]) -> list[float]:
+    if isinstance(edges, str | bytes) or not isinstance(edges, Sequence | np.ndarray):
+        raise TypeError(f"edges must be an increasing sequence of sizes in px, got {type(edges).__name__} "
+                        f"{edges!r:.80}")
     values = [check_float(f"edges[{i}]", e, 0.0, low_open=True) for i, e in enumerate(edges)]
     if not values or any(b <= a for a, b in zip(values, values[1:], strict=False)):
         raise ValueError(f"edges must be a non-empty increasing sequence of sizes in px, got {edges!r}")
@@ -147,7 +177,13 @@ def size_bucket(boxes: np.ndarray | None, edges: Sequence[float] = (8, 16, 32)) 
     """Bucket of the largest target's side (``max(x1 - x0, y1 - y0)`` over ``boxes``, px): ``"<8 px"``, ``"8-16
     px"`` (8 <= side < 16), ..., ``">=32 px"``, or ``"no target"`` without boxes. ``edges``: increasing, px."""
     labels = size_bucket_labels(edges)
-    arr = np.zeros((0, 4)) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    arr = np.zeros((0, 4)) if boxes is None else np.asarray(boxes)
+    if arr.dtype.kind not in "biuf" or arr.size % 4 or not (arr.ndim == 2 or arr.ndim == 1 and arr.size in (0, 4)):
+        raise ValueError(f"boxes must be an (N, 4) array of x0, y0, x1, y1 pixels or None, got "
+                         f"{type(boxes).__name__} with dtype {arr.dtype} and shape {arr.shape}")
+    arr = arr.astype(np.float64).reshape(-1, 4)
+    if not np.isfinite(arr).all():
+        raise ValueError("boxes must hold finite coordinates, got NaN or inf")
     if len(arr) == 0:
         return labels[-1]
     side = float(np.max(np.maximum(arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1])))
@@ -205,12 +241,18 @@ class FailureSet:
         ``(label, pred)`` in sorted order take turns, each in ascending id, so every kind of error is represented.
         ``ids``: sample ids (dataset indices) of ``preds``/``labels``. ``dataset``: the ``SlideDataset`` evaluated,
         to record each case's seed, size and site (its labels must agree); without it cases cannot be rendered."""
+        class_names = _class_names(class_names)
         ids = _int_array("ids", ids)
-        preds = _int_array("preds", preds, n=len(ids), high=len(class_names))
-        labels = _int_array("labels", labels, n=len(ids), high=len(class_names))
+        preds = _int_array("preds", preds, n=len(ids), high=len(class_names), per="ids")
+        labels = _int_array("labels", labels, n=len(ids), high=len(class_names), per="ids")
         max_cases = check_int("max_cases", max_cases)
         if len(set(ids.tolist())) != len(ids):
             raise ValueError("ids must be unique sample ids")
+        if dataset is not None and not all(hasattr(dataset, a) for a in ("labels", "item_seed", "size", "sites")):
+            raise TypeError(f"dataset must be the SlideDataset evaluated (labels, item_seed, size, sites) or None, "
+                            f"got {type(dataset).__name__}")
+        if meta is not None and not isinstance(meta, Mapping):
+            raise TypeError(f"meta must be a mapping of JSON notes or None, got {type(meta).__name__} {meta!r:.80}")
         wrong = np.flatnonzero(preds != labels)
         queues = {}
         for i in sorted(wrong.tolist(), key=lambda i: ids[i]):
@@ -237,6 +279,8 @@ class FailureSet:
 
     def render(self, case: FailureCase) -> Slide:
         """Re-render ``case`` with ``make_slide`` (needs its seed, size and site)."""
+        if not isinstance(case, FailureCase):
+            raise TypeError(f"case must be a FailureCase (one of this set's cases), got {type(case).__name__}")
         if case.seed is None or case.size is None or case.site is None:
             raise ValueError(f"case {case.id} has no seed/size/site: select the set with dataset=...")
         return make_slide(case.size, label=case.label, seed=case.seed, site=case.site, **self.slide_kwargs)
@@ -247,6 +291,11 @@ class FailureSet:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the set as JSON, atomically (a temp file, then ``os.replace``). Returns the path."""
+        path = _check_path("path", path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"path {path}: its directory {path.parent} does not exist")
+        if path.is_dir():
+            raise IsADirectoryError(f"path {path} is a directory, expected a file path")
         doc = {"format": self.FORMAT, "class_names": list(self.class_names),
                "slide_kwargs": to_jsonable(self.slide_kwargs, "slide_kwargs"), "meta": to_jsonable(self.meta, "meta"),
                "evaluated": _ranges(self.evaluated), "failing": sorted(self.failing),
@@ -256,9 +305,9 @@ class FailureSet:
     @classmethod
     def load(cls, path: str | os.PathLike) -> FailureSet:
         """Read a set written by :meth:`save`; a missing or corrupt file raises naming it."""
-        path = Path(path)
+        path = _check_path("path", path)
         if not path.is_file():
-            raise FileNotFoundError(f"failure-set file {path} does not exist")
+            raise FileNotFoundError(f"failure-set file {path} does not exist (path must name a file)")
         try:
             doc = json.loads(path.read_text())
             if doc.get("format") != cls.FORMAT:
@@ -307,7 +356,9 @@ def diff(failures: FailureSet, preds: Sequence[int], labels: Sequence[int] | Non
         raise TypeError(f"failures must be a FailureSet, got {type(failures).__name__}")
     k = len(failures.class_names)
     preds = _int_array("preds", preds, high=k)
-    ids = np.arange(len(preds)) if ids is None else _int_array("ids", ids, n=len(preds))
+    ids = np.arange(len(preds)) if ids is None else _int_array("ids", ids, n=len(preds), per="preds")
+    if len(set(ids.tolist())) != len(ids):
+        raise ValueError("ids must be unique sample ids")
     now = dict(zip(ids.tolist(), preds.tolist(), strict=True))
     missing = [c.id for c in failures.cases if c.id not in now]
     if missing:
@@ -320,7 +371,8 @@ def diff(failures: FailureSet, preds: Sequence[int], labels: Sequence[int] | Non
         rows.append((c.id, names[c.label], names[c.pred], names[now[c.id]], status))
     newly = None
     if labels is not None:
-        truth = dict(zip(ids.tolist(), _int_array("labels", labels, n=len(preds), high=k).tolist(), strict=True))
+        truth_arr = _int_array("labels", labels, n=len(preds), high=k, per="preds")
+        truth = dict(zip(ids.tolist(), truth_arr.tolist(), strict=True))
         wrong = [c.id for c in failures.cases if truth[c.id] != c.label]
         if wrong:
             raise ValueError(f"labels must agree with the failure set (the same dataset); they differ at ids {wrong}")

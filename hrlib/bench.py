@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrlib._checks import atomic_write, check_int
+from hrlib._checks import atomic_write, check_float, check_int
 from hrlib.data import make_slide
+
+__all__ = ["bench_generator", "bench_pipeline", "format_pipeline", "main", "time_it"]
 
 
 def time_it(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
@@ -30,8 +32,9 @@ def time_it(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> f
     Use it to compare alternatives side by side in one run; the ratio is the result, not the absolute time.
     CUDA work is synchronised before each clock reading.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
+    repeats, warmup = check_int("repeats", repeats), check_int("warmup", warmup, 0)
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
         fn()
@@ -49,7 +52,13 @@ def bench_generator(sizes: tuple[int, ...] = (256, 1024), min_seconds: float = 2
     """Images per second of ``make_slide`` at each size (single process, the calling thread).
 
     Each size renders slides with successive seeds until ``min_seconds`` have passed or ``max_images`` were made.
+    ``sizes``: image sides in pixels (a non-empty sequence of ints >= 8); ``min_seconds`` (>= 0); ``max_images``
+    (>= 1).
     """
+    if isinstance(sizes, str) or not isinstance(sizes, Sequence) or len(sizes) == 0:
+        raise TypeError(f"sizes must be a non-empty sequence of ints >= 8 (pixels), got {sizes!r}")
+    sizes = tuple(check_int(f"sizes[{i}]", s, 8) for i, s in enumerate(sizes))
+    min_seconds, max_images = check_float("min_seconds", min_seconds, 0.0), check_int("max_images", max_images)
     rows = []
     make_slide(64, seed=0)  # warm-up: imports, caches
     for size in sizes:
@@ -261,9 +270,13 @@ def bench_pipeline(size: int = 4096, region: int = 512, *, n_images: int = 2, se
     from hrlib.config import get_device, get_profile
 
     size, region = check_int("size", size, 64), check_int("region", region, 8)
-    n_images = check_int("n_images", n_images)
+    n_images, seed = check_int("n_images", n_images), check_int("seed", seed, 0)
     if region > size // 4:
         raise ValueError(f"region must be <= size / 4 = {size // 4}, got {region}")
+    if workdir is not None and not isinstance(workdir, str | os.PathLike):
+        raise TypeError(f"workdir must be a folder path (str or os.PathLike) or None, got {type(workdir).__name__}")
+    if not callable(log):
+        raise TypeError(f"log must be a callable taking one str (e.g. print), got {type(log).__name__}")
     previous = torch.get_num_threads()
     torch.set_num_threads(check_int("threads", threads))
     try:
@@ -296,7 +309,17 @@ def bench_pipeline(size: int = 4096, region: int = 512, *, n_images: int = 2, se
 
 
 def format_pipeline(result: dict) -> str:
-    """The table of ratios printed by ``python -m hrlib.bench pipeline``."""
+    """The table of ratios printed by ``python -m hrlib.bench pipeline``; ``result``: what :func:`bench_pipeline`
+    returns (``{"setup": {...}, "rows": [...]}``)."""
+    if not isinstance(result, Mapping) or not isinstance(result.get("setup"), Mapping) \
+            or not isinstance(result.get("rows"), list):
+        got = sorted(result) if isinstance(result, Mapping) else type(result).__name__
+        raise TypeError(f"result must be a dict with 'setup' (a dict) and 'rows' (a list), as bench_pipeline returns, "
+                        f"got {got}")
+    missing = [k for k in ("n_images", "size", "region", "tile", "profile", "cpus", "device")
+               if k not in result["setup"]]
+    if missing:
+        raise ValueError(f"result['setup'] must have the keys bench_pipeline writes; missing {missing}")
     s = result["setup"]
     lines = [f"input pipeline: {s['n_images']} sources of {s['size']}x{s['size']} px, regions {s['region']} px, "
              f"tile {s['tile']}, profile {s['profile']}, {s['cpus']} CPUs, device {s['device']}",
@@ -309,6 +332,10 @@ def format_pipeline(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m hrlib.bench generator|pipeline ...``; ``argv``: the arguments (default ``sys.argv[1:]``)."""
+    if argv is not None and (isinstance(argv, str) or not isinstance(argv, Sequence)
+                             or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str (command-line arguments) or None, got {argv!r:.80}")
     parser = argparse.ArgumentParser(prog="python -m hrlib.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     gen = sub.add_parser("generator", help="images per second of the procedural slide generator")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,6 +39,21 @@ def _check_images(images: object) -> torch.Tensor:
         raise ValueError(f"images must have shape (N, H, W, 3), channels last, with N >= 1 and H, W >= 2, got "
                          f"{tuple(images.shape)}")
     return images
+
+
+def _check_stats(name: str, values: object) -> list[float]:
+    """Return 3 finite per-channel floats (0-1 scale; ``std`` > 0), or raise naming ``name``."""
+    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray | torch.Tensor) or len(values) != 3:
+        raise ValueError(f"{name} must be 3 floats, one per channel (0-1 scale{', > 0' * (name == 'std')}), "
+                         f"got {values!r:.80}")
+    return [check_float(f"{name}[{i}]", float(v) if isinstance(v, torch.Tensor) else v, 0.0, 1.0,
+                        low_open=name == "std", hint="0-1 scale") for i, v in enumerate(values)]
+
+
+def _check_path(path: object, what: str) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path (str or os.PathLike) of {what}, got {type(path).__name__}")
+    return Path(path)
 
 
 def _resample(n_in: Any, n_full: Any, start: Any, count: int) -> torch.Tensor:
@@ -78,9 +94,10 @@ class BundledModel(nn.Module):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        for name, v in (("mean", mean), ("std", std)):
-            if isinstance(v, str) or len(v) != 3 or (name == "std" and min(v) <= 0):
-                raise ValueError(f"{name} must be 3 floats (0-1 scale{', > 0' * (name == 'std')}), got {v!r}")
+        mean, std = _check_stats("mean", mean), _check_stats("std", std)
+        if isinstance(class_names, str) or not isinstance(class_names, Sequence) \
+                or not all(isinstance(c, str) for c in class_names):
+            raise TypeError(f"class_names must be a sequence of str (one per logit), got {class_names!r:.80}")
         self.model = model
         self.resolution = check_int("resolution", resolution)
         self.crop_fraction = check_float("crop_fraction", crop_fraction, 0.0, 1.0, low_open=True)
@@ -136,6 +153,10 @@ def export_bundle(bundle: BundledModel, path: str | os.PathLike, example_size: i
     """
     if not isinstance(bundle, BundledModel):
         raise TypeError(f"bundle must be a BundledModel, got {type(bundle).__name__}")
+    target = _check_path(path, "the bundle to write")
+    if target.is_dir() or not target.parent.is_dir():
+        raise FileNotFoundError(f"path must be a file in an existing folder, got {str(path)!r}"
+                                f"{' (a folder)' if target.is_dir() else ' (its folder does not exist)'}")
     side = bundle.short if example_size is None else check_int("example_size", example_size, 2)
     device = bundle.mean.device
     example = torch.randint(0, 256, (2, side, side, 3), dtype=torch.uint8, device=device,
@@ -174,9 +195,10 @@ def load_bundle(path: str | os.PathLike) -> nn.Module:
     """Load a bundle saved by :func:`export_bundle` (torch.export, or TorchScript mapped to the CPU). The module
     maps (N, H, W, 3) uint8 images to logits, raises ``TypeError``/``ValueError`` on other inputs, and has
     ``resolution``, ``crop_fraction``, ``class_names`` and ``kind`` (``"export"`` or ``"torchscript"``)."""
-    path = Path(path)
+    path = _check_path(path, "a bundle saved by export_bundle")
     if not path.is_file():
-        raise FileNotFoundError(f"bundle file {path} does not exist")
+        raise FileNotFoundError(f"path must be an existing bundle file, got {str(path)!r} (does not exist"
+                                f"{'; it is a folder' if path.is_dir() else ''})")
     extra = {_META: ""}
     try:
         with zipfile.ZipFile(path) as archive:
@@ -192,5 +214,5 @@ def load_bundle(path: str | os.PathLike) -> nn.Module:
         if meta.get("format") != _BUNDLE_FORMAT:
             raise ValueError(f"format is {meta.get('format')!r}, expected {_BUNDLE_FORMAT!r}")
     except (zipfile.BadZipFile, RuntimeError, ValueError, KeyError, AttributeError) as exc:
-        raise ValueError(f"bundle file {path} is not a bundle saved by export_bundle: {exc!r:.300}") from exc
+        raise ValueError(f"path {path} is not a bundle saved by export_bundle: {exc!r:.300}") from exc
     return _LoadedBundle(program, meta, kind)

@@ -39,6 +39,8 @@ def _check_inputs(model: object, x: object, layer: object) -> tuple[nn.Module, t
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[0] == 0:
         raise ValueError(f"x must be a float tensor (N, C, H, W) with N >= 1, got {type(x).__name__} "
                          f"{getattr(x, 'dtype', '')} with shape {tuple(getattr(x, 'shape', ()))}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x must hold finite values, got NaN or inf")
     if layer is None:
         layer = getattr(model, "cam_layer", None)
         if layer is None:
@@ -181,8 +183,15 @@ def score_cam(model: nn.Module, x: torch.Tensor, class_idx: ClassIndex = None, *
     return _finish(torch.relu(cam), size)
 
 
+def _as_float_array(name: str, value: object, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.60}") from exc
+
+
 def _check_map(name: str, cam: object) -> np.ndarray:
-    arr = np.asarray(cam.detach().cpu() if isinstance(cam, torch.Tensor) else cam, dtype=np.float64)
+    arr = _as_float_array(name, cam, "an (H, W) array of finite values >= 0")
     if arr.ndim != 2 or arr.size == 0 or not np.isfinite(arr).all() or arr.min() < 0:
         raise ValueError(f"{name} must be a non-empty (H, W) map of finite values >= 0, got shape {arr.shape}, "
                          f"min {np.nanmin(arr) if arr.size else None}")
@@ -193,7 +202,7 @@ def _check_boxes(name: str, boxes: object) -> np.ndarray:
     """(M, 4) float64 ``x0, y0, x1, y1`` boxes; None or empty -> (0, 4)."""
     if boxes is None:
         return np.zeros((0, 4))
-    arr = np.asarray(boxes.detach().cpu() if isinstance(boxes, torch.Tensor) else boxes, dtype=np.float64)
+    arr = _as_float_array(name, boxes, "an (M, 4) array of x0, y0, x1, y1 boxes or None")
     arr = arr.reshape(0, 4) if arr.size == 0 else arr
     if arr.ndim != 2 or arr.shape[1] != 4 or not np.isfinite(arr).all() or (arr[:, 2:] < arr[:, :2]).any():
         raise ValueError(f"{name} must be (M, 4) finite x0, y0, x1, y1 boxes with x1 >= x0 and y1 >= y0, got "
@@ -211,7 +220,10 @@ def pointing_game(cam: np.ndarray, boxes: np.ndarray | None, tolerance: float = 
     ``15 * side / 224``, about 4 px at 64 px. Returns None when there are no boxes (the sample is not scored).
     """
     arr, boxes = _check_map("cam", cam), _check_boxes("boxes", boxes)
-    tolerance = check_float("tolerance", tolerance, 0.0, hint="pixels")
+    return _pointing(arr, boxes, check_float("tolerance", tolerance, 0.0, hint="pixels"))
+
+
+def _pointing(arr: np.ndarray, boxes: np.ndarray, tolerance: float) -> bool | None:
     if len(boxes) == 0:
         return None
     if arr.max() <= arr.min():
@@ -229,7 +241,10 @@ def energy_in_boxes(cam: np.ndarray, boxes: np.ndarray | None) -> float | None:
     ``cam``: (H, W) map >= 0; ``boxes``: (M, 4) ``x0, y0, x1, y1`` px. An all-zero map scores 0.0 (it puts no
     energy on the evidence); None when there are no boxes (not scored).
     """
-    arr, boxes = _check_map("cam", cam), _check_boxes("boxes", boxes)
+    return _energy(_check_map("cam", cam), _check_boxes("boxes", boxes))
+
+
+def _energy(arr: np.ndarray, boxes: np.ndarray) -> float | None:
     if len(boxes) == 0:
         return None
     total = arr.sum()
@@ -260,14 +275,32 @@ def score_cams(cams: np.ndarray | Sequence[np.ndarray], boxes_list: Sequence[np.
                tolerance: float = 15.0) -> CamScores:
     """Pointing game and energy share of every map: ``cams`` (N, H, W) or N maps, ``boxes_list`` one (M, 4) box
     array (or None / empty: not scored) per map, ``tolerance`` as in :func:`pointing_game`."""
+    _check_sequence("cams", cams, "an (N, H, W) array or a sequence of (H, W) maps")
+    _check_sequence("boxes_list", boxes_list, "a sequence of one (M, 4) box array (or None) per map")
     if len(cams) != len(boxes_list):
-        raise ValueError(f"boxes_list must have one entry per map ({len(cams)}), got {len(boxes_list)}")
-    hits = tuple(pointing_game(c, b, tolerance) for c, b in zip(cams, boxes_list, strict=True))
-    energies = tuple(energy_in_boxes(c, b) for c, b in zip(cams, boxes_list, strict=True))
+        raise ValueError(f"boxes_list must have one entry per map of cams ({len(cams)}), got {len(boxes_list)}")
+    tolerance = check_float("tolerance", tolerance, 0.0, hint="pixels")
+    maps = [_check_map(f"cams[{i}]", c) for i, c in enumerate(cams)]
+    boxes = [_check_boxes(f"boxes_list[{i}]", b) for i, b in enumerate(boxes_list)]
+    hits = tuple(_pointing(c, b, tolerance) for c, b in zip(maps, boxes, strict=True))
+    energies = tuple(_energy(c, b) for c, b in zip(maps, boxes, strict=True))
     scored = [(h, e) for h, e in zip(hits, energies, strict=True) if h is not None]
     hit_rate = float(np.mean([h for h, _ in scored])) if scored else float("nan")
     energy = float(np.mean([e for _, e in scored])) if scored else float("nan")
     return CamScores(hit_rate, energy, len(scored), len(hits), hits, energies)
+
+
+def _check_sequence(name: str, value: object, what: str) -> None:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray | torch.Tensor):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.60}")
+
+
+def _check_image(name: str, image: object) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"{name} must be a non-empty (H, W, 3) or (H, W) uint8 array, got "
+                         f"{getattr(image, 'dtype', type(image).__name__)} with shape {getattr(image, 'shape', None)}")
+    return image
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
@@ -277,11 +310,7 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45, cmap: str =
     if its size differs); ``alpha``: heatmap weight in [0, 1]; ``cmap``: a matplotlib colormap name.
     Returns (H, W, 3) uint8 RGB.
     """
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
-            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"image must be an (H, W, 3) or (H, W) uint8 array, got {getattr(image, 'dtype', image)} "
-                         f"with shape {getattr(image, 'shape', None)}")
-    arr = _check_map("cam", cam)
+    image, arr = _check_image("image", image), _check_map("cam", cam)
     alpha = check_float("alpha", alpha, 0.0, 1.0)
     if cmap not in matplotlib.colormaps:
         raise ValueError(f"cmap must be a matplotlib colormap name, got {cmap!r}")
@@ -302,10 +331,26 @@ def show_cams(images: Sequence[np.ndarray], cams: np.ndarray | Sequence[np.ndarr
     """
     import matplotlib.pyplot as plt
 
+    _check_sequence("images", images, "a sequence of uint8 images")
+    _check_sequence("cams", cams, "one (H, W) map per image")
+    if titles is not None and (isinstance(titles, str) or not isinstance(titles, Sequence)
+                               or not all(isinstance(t, str) for t in titles)):
+        raise TypeError(f"titles must be a sequence of str (one per image) or None, got {titles!r:.60}")
+    if boxes is not None:
+        _check_sequence("boxes", boxes, "one (M, 4) box array (or None) per image, or None")
     n, ncols = len(images), check_int("ncols", ncols)
+    size = check_float("size", size, 0.0, low_open=True, hint="inches per panel")
+    alpha = check_float("alpha", alpha, 0.0, 1.0)
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(f"cmap must be a matplotlib colormap name, got {cmap!r}")
     if len(cams) != n or (titles is not None and len(titles) != n) or (boxes is not None and len(boxes) != n):
-        raise ValueError(f"cams, titles and boxes must have one entry per image ({n}), got {len(cams)}, "
+        raise ValueError(f"cams, titles and boxes must have one entry per image of images ({n}), got {len(cams)}, "
                          f"{None if titles is None else len(titles)}, {None if boxes is None else len(boxes)}")
+    for i in range(n):
+        _check_image(f"images[{i}]", images[i])
+        _check_map(f"cams[{i}]", cams[i])
+        if boxes is not None:
+            _check_boxes(f"boxes[{i}]", boxes[i])
     ncols = min(ncols, max(n, 1))
     nrows = max(1, -(-n // ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.6, size * nrows), squeeze=False)

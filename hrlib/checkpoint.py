@@ -25,6 +25,32 @@ __all__ = ["checkpoint_path", "latest_checkpoint", "load_checkpoint", "restore_r
            "save_checkpoint"]
 
 _NAME = re.compile(r"epoch_(\d{4,})\.pt\Z")
+_RNG_KEYS = {"python": ("version", "words", "gauss"), "numpy": ("name", "keys", "pos", "has_gauss", "cached"),
+             "torch": (), "cuda": ()}
+
+
+def _check_path(name: str, path: object) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
+    return Path(path)
+
+
+def _check_rng_state(state: object) -> None:
+    """Raise naming ``state`` unless it has :func:`rng_state`'s layout (checked before any generator is set)."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be a dict from rng_state(), got {type(state).__name__}")
+    for key, members in _RNG_KEYS.items():
+        part = state.get(key)
+        if part is None or (members and not (isinstance(part, Mapping) and all(m in part for m in members))):
+            raise ValueError(f"state must be a dict from rng_state() with {key!r}"
+                             f"{' holding ' + ', '.join(members) if members else ''}, got {part!r:.80}")
+    words, keys = state["python"]["words"], state["numpy"]["keys"]
+    if not (isinstance(words, torch.Tensor) and words.numel() == 625 and isinstance(keys, torch.Tensor)
+            and keys.numel() == 624):
+        raise ValueError("state must be a dict from rng_state(): python.words must be a tensor of 625 ints and "
+                         "numpy.keys one of 624")
+    if not (isinstance(state["torch"], torch.Tensor) and state["torch"].dtype == torch.uint8):
+        raise ValueError(f"state['torch'] must be torch.get_rng_state()'s uint8 tensor, got {state['torch']!r:.80}")
 
 
 def rng_state() -> dict[str, Any]:
@@ -42,6 +68,7 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
     """Set this process's generators to ``state`` (from :func:`rng_state`); CUDA states only where devices exist."""
+    _check_rng_state(state)
     py = state["python"]
     random.setstate((py["version"], tuple(int(w) for w in py["words"].tolist()), py["gauss"]))
     nps = state["numpy"]
@@ -54,7 +81,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 def checkpoint_path(folder: str | os.PathLike, epoch: int) -> Path:
     """Where the checkpoint after ``epoch`` (0-based, >= 0) lives: ``folder/checkpoints/epoch_NNNN.pt``."""
-    return Path(folder) / "checkpoints" / f"epoch_{check_int('epoch', epoch, 0):04d}.pt"
+    return _check_path("folder", folder) / "checkpoints" / f"epoch_{check_int('epoch', epoch, 0):04d}.pt"
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, keep_last: int | None = None) -> Path:
@@ -64,7 +91,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, k
     old file or the new one, never a partial one. ``keep_last`` (>= 1): afterwards delete all but the newest
     ``keep_last`` ``epoch_NNNN.pt`` files of the folder (None keeps all).
     """
-    path = Path(path)
+    path = _check_path("path", path)
     if not isinstance(checkpoint, Mapping):
         raise TypeError(f"checkpoint must be a dict, got {type(checkpoint).__name__}")
     keep_last = None if keep_last is None else check_int("keep_last", keep_last)
@@ -79,15 +106,24 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, k
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code runs), tensors on
     ``map_location``. Raises ``FileNotFoundError`` if missing, ``ValueError`` naming the file if unreadable."""
-    path = Path(path)
+    path = _check_path("path", path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"path must be an existing checkpoint file, got {str(path)!r} (does not exist"
+                                f"{'; a folder' if path.is_dir() else ''})")
+    if not isinstance(map_location, str | torch.device):
+        raise TypeError(f"map_location must be a device name or torch.device, got {type(map_location).__name__}")
+    try:
+        map_location = torch.device(map_location)
+    except RuntimeError as e:
+        raise ValueError(f"map_location must be a device such as 'cpu' or 'cuda:0', got {map_location!r}") from e
+    if map_location.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"map_location must be an available device, got {str(map_location)!r} without CUDA")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated or foreign file; pickle and zip errors have many types
-        raise ValueError(f"checkpoint {path} is not a readable hrlib checkpoint: {type(e).__name__}: {e}") from e
+        raise ValueError(f"path {path} is not a readable hrlib checkpoint: {type(e).__name__}: {e}") from e
     if not isinstance(checkpoint, dict) or "epoch" not in checkpoint:
-        raise ValueError(f"checkpoint {path} must hold a dict with an 'epoch', got {type(checkpoint).__name__}")
+        raise ValueError(f"path {path} must hold a checkpoint dict with an 'epoch', got {type(checkpoint).__name__}")
     return checkpoint
 
 
@@ -98,5 +134,5 @@ def _epoch_files(folder: Path) -> list[Path]:
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The newest ``epoch_NNNN.pt`` in ``folder/checkpoints`` (highest epoch), or None if there is none."""
-    files = _epoch_files(Path(folder) / "checkpoints")
+    files = _epoch_files(_check_path("folder", folder) / "checkpoints")
     return files[-1] if files else None

@@ -22,6 +22,8 @@ import torch
 
 from hrlib._checks import check_int
 
+__all__ = ["Profile", "describe", "get_device", "get_profile", "seed_everything"]
+
 ProfileName = Literal["fast", "full"]
 T = TypeVar("T")
 
@@ -77,19 +79,38 @@ def get_device(prefer: str | None = None) -> torch.device:
         prefer: force a device type (``"cpu"``, ``"cuda"``, ``"mps"``); ``HRLIB_DEVICE`` does the same from the
             environment. A preferred device that is not available raises ``ValueError``.
     """
+    if prefer is not None and not isinstance(prefer, str):
+        raise TypeError(f"prefer must be a device type ('cpu', 'cuda', 'mps') or None, got {type(prefer).__name__} "
+                        f"{prefer!r}")
+    source = "prefer" if prefer else "HRLIB_DEVICE"
     choice = (prefer or os.environ.get("HRLIB_DEVICE", "")).strip().lower()
     if choice:
         available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
         if choice not in available:
-            raise ValueError(f"device must be one of {sorted(available)}, got {choice!r}")
+            raise ValueError(f"{source} must name a device type, one of {sorted(available)}, got {choice!r}")
         if not available[choice]:
-            raise ValueError(f"device {choice!r} was requested but is not available on this machine")
+            raise ValueError(f"{source} requested device {choice!r}, which is not available on this machine")
         return torch.device(choice)
     if torch.cuda.is_available():
         return torch.device(torch.cuda.current_device())
     if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _check_device(name: str, device: object) -> torch.device:
+    """``device`` (a ``torch.device``, a device type ``"cpu"``/``"cuda"``/``"mps"``, or None for :func:`get_device`)
+    as a ``torch.device``; errors name ``name`` (the caller's argument)."""
+    if isinstance(device, torch.device):
+        return device
+    if device is not None and not isinstance(device, str):
+        raise TypeError(f"{name} must be a torch.device, 'cpu', 'cuda', 'mps' or None, got {type(device).__name__} "
+                        f"{device!r}")
+    try:
+        return get_device(device)
+    except ValueError as e:
+        raise ValueError(f"{name} must be an available device ('cpu', 'cuda', 'mps') or None, got {device!r} "
+                         f"({e})") from e
 
 
 def _mps_available() -> bool:
@@ -105,6 +126,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
         deterministic: also ask torch for deterministic kernels (slower; for debugging).
     """
     seed = check_int("seed", seed, 0)
+    if not isinstance(deterministic, bool | np.bool_):
+        raise TypeError(f"deterministic must be a bool, got {type(deterministic).__name__} {deterministic!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (legacy global generator, used by older code)
     torch.manual_seed(seed)
@@ -115,6 +138,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
 
 def describe(seed: int | None = None) -> str:
     """One line for a notebook's first cell: profile, device, seed and library versions."""
+    if seed is not None:
+        seed = check_int("seed", seed, 0)
     profile = get_profile()
     parts = [
         f"profile={profile.name} ({profile.reason}, image_size={profile.image_size})",

@@ -14,13 +14,14 @@ import os
 import shutil
 import threading
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hrlib import store as _store
-from hrlib._checks import atomic_write, check_int
+from hrlib._checks import atomic_write, check_bool, check_int, check_path
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ON_ERROR", "SUFFIXES", "ConvertError", "convert", "list_sources",
            "read_image_file"]
@@ -35,18 +36,51 @@ class ConvertError(RuntimeError):
     """A conversion stopped on an input file (``on_error="stop"``); the message names the file."""
 
 
+def _check_png_crcs(path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming ``path`` unless every chunk of the PNG file has its stored CRC-32.
+
+    PIL does not check the CRC of IDAT chunks and stops inflating once it has every row, before zlib's own
+    checksum: a flipped byte in the pixel data can decode to wrong pixels without an error. Checking each chunk's
+    CRC first (about 1 ms per MB) makes a damaged PNG an error.
+    """
+    data = Path(path).read_bytes()
+    pos, end = 8, len(data)
+    while pos < end:
+        if pos + 12 > end:
+            raise ValueError(f"{path}: truncated PNG (a chunk header at byte {pos} is cut off)")
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind, body_end = data[pos + 4:pos + 8], pos + 8 + length
+        if body_end + 4 > end:
+            raise ValueError(f"{path}: truncated PNG (chunk {kind!r} at byte {pos} runs past the end of the file)")
+        if zlib.crc32(data[pos + 4:body_end]) != int.from_bytes(data[body_end:body_end + 4], "big"):
+            raise ValueError(f"{path}: damaged PNG (chunk {kind!r} at byte {pos} fails its CRC-32 check)")
+        pos = body_end + 4
+        if kind == b"IEND":
+            return
+    raise ValueError(f"{path}: truncated PNG (no IEND chunk)")
+
+
 def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
-    """Decode an image file with PIL into HxWxC uint8 (C = 1 grey, 3 RGB, 4 RGBA; palette/CMYK become RGB).
+    """Decode an image file with PIL into HxWxC uint8 (C = 1 grey, 3 RGB, 4 RGBA).
+
+    Grey and 1-bit images give C = 1; palette, CMYK and YCbCr images become RGB (RGBA with transparency). An EXIF
+    orientation tag is applied, so the array is upright as image viewers show it; of a multi-page TIFF the first
+    page is read (a pyramidal TIFF's full-resolution level).
 
     ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``) is the largest accepted width x height; PIL's guard is raised
-    to it for this call only and restored afterwards. Raises ``ValueError`` naming the file for a file that is too
-    large, unreadable, truncated or not 8-bit.
+    to it for this call only and restored afterwards, and the size is checked from the header before any pixel is
+    decoded. Raises ``ValueError`` naming the file for a file that is too large, unreadable, truncated, damaged or
+    not 8-bit; PIL's warnings about corrupt data are errors here. PNG chunks are checked against their CRC-32, so
+    a damaged PNG never decodes to wrong pixels; JPEG and uncompressed TIFF carry no checksum, and a flipped byte
+    in their pixel data can go unnoticed (keep checksums of such sources).
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else check_int("max_pixels", max_pixels)
+    path = check_path("path", path)
     how = f"pass --max-pixels N (max_pixels=N) with N >= the image's pixels to raise the limit of {limit:,}"
     with _PIL_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL warns ("Truncated File Read", "Corrupt EXIF data") on damaged files
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit check below replaces it
         old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
         try:
@@ -54,26 +88,37 @@ def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = None) -
                 if im.width * im.height > limit:
                     raise ValueError(f"{path}: {im.width}x{im.height} = {im.width * im.height:,} pixels exceeds "
                                      f"max_pixels={limit:,}; {how}")
+                if im.mode.startswith(("I", "F")):
+                    raise ValueError(f"{path}: mode {im.mode!r} is not 8-bit; convert it to 8-bit first")
+                if im.format == "PNG":
+                    _check_png_crcs(path)
                 im.load()
-                if im.mode not in ("L", "RGB", "RGBA"):
-                    if im.mode.startswith(("I", "F")):
-                        raise ValueError(f"{path}: mode {im.mode!r} is not 8-bit; convert it to 8-bit first")
+                im = ImageOps.exif_transpose(im)
+                if im.mode == "1":
+                    im = im.convert("L")
+                elif im.mode not in ("L", "RGB", "RGBA"):
                     im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
                 image = np.asarray(im)
         except Image.DecompressionBombError as e:
             raise ValueError(f"{path}: image exceeds max_pixels={limit:,} (PIL: {e}); {how}") from e
-        except ValueError:
-            raise
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"path {path} does not exist") from e
+        except ValueError as e:
+            if str(e).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
         except Exception as e:  # noqa: BLE001 - PIL raises many types for broken files; name the file in all
             raise ValueError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
         finally:
             Image.MAX_IMAGE_PIXELS = old
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"{path}: decoded to {image.dtype} with shape {image.shape}, expected 8-bit HxW[xC]")
     return image[..., None] if image.ndim == 2 else image
 
 
 def list_sources(src: str | os.PathLike) -> dict[str, Path]:
     """Image id (the file's stem) -> file for ``src``: one image file or a folder of them (``SUFFIXES``, sorted)."""
-    src = Path(src)
+    src = check_path("src", src)
     if src.is_file() and src.suffix.lower() in SUFFIXES:
         files = [src]
     elif src.is_dir():
@@ -140,8 +185,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr"
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if max_pixels is not None:
         check_int("max_pixels", max_pixels)
+    resume, force, progress = (check_bool(n, v) for n, v in (("resume", resume), ("force", force),
+                                                             ("progress", progress)))
+    dst = check_path("dst", dst)
     sources = list_sources(src)
-    dst = Path(dst)
     settings = {"format": fmt, "tile": tile, "levels": levels}
     result: dict[str, Any] = {"converted": [], "skipped": [], "failed": {}}
     if resume and (dst / _store.MANIFEST).exists():

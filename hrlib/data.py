@@ -39,6 +39,11 @@ from torch.utils.data import Dataset
 from hrlib._checks import check_float, check_int
 from hrlib.config import get_profile
 
+__all__ = ["BAND_NAMES", "CLASS_NAMES", "DOCUMENT_CLASSES", "MULTISPECTRAL_CLASSES", "RUIFROK_STAINS",
+           "SCRATCH_CLASSES", "SITES", "SLIDE_MEAN", "SLIDE_STD", "XRAY_CLASSES", "Sample", "Site", "Slide",
+           "SlideDataset", "SynthDataset", "collate_slides", "detail_energy", "downscale", "get_site", "make_document",
+           "make_multispectral", "make_scratch", "make_slide", "make_xray", "ndvi", "real_image"]
+
 CLASS_NAMES: tuple[str, ...] = ("normal", "lesion", "target")
 
 # Ruifrok & Johnston (2001) stain vectors (rows: hematoxylin, eosin, DAB), as in skimage.color.rgb_from_hed.
@@ -49,6 +54,13 @@ SLIDE_STD: tuple[float, float, float] = (0.142, 0.175, 0.093)
 
 _LUMEN = -0.45  # texture level below which there is no tissue (white lumen)
 RUIFROK_STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+
+
+def _is_numeric(value: object) -> bool:
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,22 @@ class Site:
     background: tuple[float, float, float] = (242.0, 240.0, 245.0)
     blur: float = 0.5
     noise: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty str, got {self.name!r}")
+        stains = np.asarray(self.stains, dtype=np.float64) if _is_numeric(self.stains) else None
+        if stains is None or stains.shape != (3, 3) or not np.isfinite(stains).all() or (
+                np.linalg.norm(stains, axis=1) == 0).any():
+            raise ValueError(f"stains must be 3 finite, non-zero RGB optical-density vectors (3x3), "
+                             f"got {self.stains!r:.80}")
+        for name, lo, hi in (("stain_scale", 0.0, 100.0), ("background", 1.0, 255.0)):
+            value = getattr(self, name)
+            v = np.asarray(value, dtype=np.float64) if _is_numeric(value) else None
+            if v is None or v.shape != (3,) or not (np.isfinite(v).all() and (v >= lo).all() and (v <= hi).all()):
+                raise ValueError(f"{name} must be 3 numbers in [{lo:g}, {hi:g}], got {value!r:.80}")
+        check_float("blur", self.blur, 0.0, hint="Gaussian sigma in pixels of a 512-pixel slide")
+        check_float("noise", self.noise, 0.0, hint="noise std in 0-255 units")
 
     def stain_matrix(self) -> np.ndarray:
         m = np.asarray(self.stains, dtype=np.float64)
@@ -336,10 +364,19 @@ def detail_energy(image: np.ndarray, boxes: np.ndarray, sigma: float | None = No
     Returns:
         (N,) float array; NaN for a box with no pixel inside the image.
     """
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be an HxWx3 uint8 array, got {getattr(image, 'dtype', type(image))} "
+    if (not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8
+            or image.size == 0):
+        raise ValueError(f"image must be a non-empty HxWx3 uint8 array, got {getattr(image, 'dtype', type(image))} "
                          f"with shape {getattr(image, 'shape', None)}")
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    try:
+        boxes = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"boxes must be an (N, 4) array of x0, y0, x1, y1, got {type(boxes).__name__}") from e
+    if not (boxes.ndim == 2 and boxes.shape[1] == 4 or boxes.size == 0) or not np.isfinite(boxes).all():
+        raise ValueError(f"boxes must be an (N, 4) array of finite x0, y0, x1, y1, got shape {boxes.shape}")
+    boxes = boxes.reshape(-1, 4)
+    if sigma is not None:
+        sigma = check_float("sigma", sigma, 0.0, low_open=True, hint="high-pass scale in pixels")
     if sigma is None:
         sides = boxes[:, 2:] - boxes[:, :2]
         sigma = max(1.0, float(np.median(sides)) / 16) if len(boxes) else 1.0
@@ -382,11 +419,18 @@ class SlideDataset(Dataset):
         self.seed = check_int("seed", seed, 0)
         if isinstance(sites, str) or not sites:
             raise ValueError(f"sites must be a non-empty sequence of site names, got {sites!r}")
-        self.sites = tuple(get_site(s).name for s in sites)
+        try:
+            self.sites = tuple(get_site(s).name for s in sites)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"sites must name sites in {sorted(SITES)} or be Site objects, got {sites!r:.80} ({e})") \
+                from e
         if labels is not None and len(labels) != self.n:
             raise ValueError(f"labels must have n={self.n} entries, got {len(labels)}")
         self.labels = [i % len(CLASS_NAMES) for i in range(self.n)] if labels is None else [
             check_int(f"labels[{i}]", v, 0) for i, v in enumerate(labels)]
+        if max(self.labels) >= len(CLASS_NAMES):
+            raise ValueError(f"labels must be class indices in 0..{len(CLASS_NAMES) - 1} ({CLASS_NAMES}), "
+                             f"got {max(self.labels)}")
         self.transform = transform
         self.slide_kwargs = slide_kwargs
         self._memory: dict[int, Slide] | None = {} if in_memory else None
@@ -450,6 +494,13 @@ def collate_slides(batch: Sequence[tuple[Any, int, np.ndarray]]) -> tuple[torch.
 
     uint8 HWC numpy images become a uint8 NHWC tensor; tensors from a transform are stacked as they are.
     """
+    if isinstance(batch, str | bytes) or not isinstance(batch, Sequence) or not batch or not all(
+            isinstance(b, tuple | list) and len(b) == 3 for b in batch):
+        raise ValueError(f"batch must be a non-empty sequence of (image, label, boxes) items, got "
+                         f"{type(batch).__name__} {batch!r:.80}")
+    shapes = {tuple(np.shape(b[0])) for b in batch}
+    if len(shapes) != 1:
+        raise ValueError(f"batch images must all have one shape to be stacked, got {sorted(shapes)}")
     images = [torch.as_tensor(b[0]) for b in batch]
     return (torch.stack(images), torch.as_tensor([b[1] for b in batch]),
             [torch.as_tensor(b[2]) for b in batch])

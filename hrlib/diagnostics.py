@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
+from hrlib._checks import check_bool as _check_bool
 from hrlib._checks import check_float, check_int
 from hrlib.train import Callback, History, TrainState
 
@@ -33,6 +34,19 @@ def _check_model(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return model
+
+
+def _check_losses(name: str, values: object) -> Sequence[float]:
+    """A sequence of numbers (NaN allowed: a diverged epoch's loss), or raise naming ``name``."""
+    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray) or any(
+            isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) for v in values):
+        raise TypeError(f"{name} must be a sequence of losses (numbers, one per evaluation), got {values!r:.80}")
+    return values  # type: ignore[return-value]
+
+
+def _check_ax(ax: object) -> None:
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
 
 
 def _layer_grads(model: nn.Module) -> dict[str, list[torch.Tensor]]:
@@ -111,6 +125,7 @@ class GradNormMonitor(Callback):
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Heatmap of log10 gradient norms, layers (rows, input first) x recorded steps; zero norms are blank."""
+        _check_ax(ax)
         layers, values = self.as_array()
         if not self.steps or not layers:
             raise ValueError("GradNormMonitor has recorded no gradient norms yet: run fit() or call record() first")
@@ -154,7 +169,8 @@ class DivergenceDetector(Callback):
 
     def __init__(self, spike_factor: float = 10.0, window: int = 20, stop: bool = True, warn: bool = True) -> None:
         self.spike_factor = check_float("spike_factor", spike_factor, 1.0, low_open=True)
-        self.window, self.stop, self.warn = check_int("window", window, 5), bool(stop), bool(warn)
+        self.window, self.stop = check_int("window", window, 5), _check_bool("stop", stop)
+        self.warn = _check_bool("warn", warn)
         self.losses: deque[float] = deque(maxlen=self.window)
         self.report: DivergenceReport | None = None
 
@@ -245,6 +261,7 @@ def is_overfitting(train_losses: Sequence[float], val_losses: Sequence[float], p
     """Whether, over the last ``patience`` (>= 1) evaluations, the train loss fell while no val loss beat the best
     before them by more than ``min_delta`` (>= 0). Both sequences hold one loss per evaluation, oldest first."""
     patience, min_delta = check_int("patience", patience), check_float("min_delta", min_delta, 0.0)
+    train_losses, val_losses = _check_losses("train_losses", train_losses), _check_losses("val_losses", val_losses)
     if len(train_losses) != len(val_losses):
         raise ValueError(f"train_losses and val_losses must have one value per evaluation, got lengths "
                          f"{len(train_losses)} and {len(val_losses)}")
@@ -262,15 +279,22 @@ class OverfitDetector(Callback):
     def __init__(self, patience: int = 3, min_delta: float = 0.0, stop: bool = False) -> None:
         self.patience = check_int("patience", patience)
         self.min_delta = check_float("min_delta", min_delta, 0.0)
-        self.stop = bool(stop)
+        self.stop = _check_bool("stop", stop)
         self.train_losses: list[float] = []
         self.val_losses: list[float] = []
         self.flagged_epoch: int | None = None
 
     def update(self, epoch: int, train_loss: float, val_loss: float) -> bool:
-        """Add one evaluation; returns whether the run overfits now (``flagged_epoch`` keeps the first epoch)."""
+        """Add one evaluation (``epoch`` >= 0; ``val_loss`` finite: skip epochs without validation); returns
+        whether the run overfits now (``flagged_epoch`` keeps the first epoch)."""
+        epoch = check_int("epoch", epoch, 0)
+        if isinstance(train_loss, bool) or not isinstance(train_loss, int | float | np.integer | np.floating
+                                                          | torch.Tensor):
+            raise TypeError(f"train_loss must be a number, got {type(train_loss).__name__} {train_loss!r}")
+        val_loss = check_float("val_loss", float(val_loss) if isinstance(val_loss, torch.Tensor) else val_loss,
+                               hint="an evaluated epoch's loss")
         self.train_losses.append(float(train_loss))
-        self.val_losses.append(float(val_loss))
+        self.val_losses.append(val_loss)
         flagged = is_overfitting(self.train_losses, self.val_losses, self.patience, self.min_delta)
         if flagged and self.flagged_epoch is None:
             self.flagged_epoch = epoch
@@ -295,6 +319,7 @@ def plot_lr(history: History, ax: Axes | None = None) -> Figure:
         raise TypeError(f"history must be a hrlib.train.History, got {type(history).__name__}")
     if len(history) == 0:
         raise ValueError("history must have at least one epoch, got an empty History")
+    _check_ax(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
     epochs = history.column("epoch")
@@ -328,8 +353,11 @@ class LivePlot(Callback):
     """
 
     def __init__(self, title: str = "training curves", live: bool | None = None) -> None:
-        self.title = str(title)
-        self.live = (_in_notebook() and not os.environ.get("HRLIB_HEADLESS")) if live is None else bool(live)
+        if not isinstance(title, str):
+            raise TypeError(f"title must be a str, got {type(title).__name__} {title!r}")
+        self.title = title
+        live = None if live is None else _check_bool("live", live)
+        self.live = (_in_notebook() and not os.environ.get("HRLIB_HEADLESS")) if live is None else live
         self.figure: Figure | None = None
         self._handle = None
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from hrlib._checks import check_int
-from hrlib.config import get_device
+from hrlib.config import _check_device
 from hrlib.models import SavedBytes, _bare_copy
 
 __all__ = ["MODES", "Checkpointed", "StepProfile", "compare_modes", "largest_batch", "profile_step"]
@@ -106,6 +106,9 @@ def _check_model(model: object, mode: str) -> nn.Module:
 
 def _infer(model: nn.Module, kind: type[nn.Module], attr: str, name: str) -> int:
     layers = [m for m in model.modules() if isinstance(m, kind)]
+    if not layers and name == "in_channels":  # not an argument here: the model's first conv sets the input
+        raise ValueError(f"model must contain an nn.Conv2d (its in_channels sets the images' channels), got "
+                         f"{type(model).__name__}")
     if not layers:
         raise ValueError(f"{name} must be given: the model has no {kind.__name__} to infer it from")
     return int(getattr(layers[0 if attr == "in_channels" else -1], attr))
@@ -181,8 +184,8 @@ def _resolve(model: object, mode: object, num_classes: int | None,
     if num_classes is None:
         num_classes = _infer(model, nn.Linear, "out_features", "num_classes")
     num_classes = check_int("num_classes", num_classes)
-    device = device if isinstance(device, torch.device) else get_device(device)
-    return model, mode, num_classes, device
+    _infer(model, nn.Conv2d, "in_channels", "in_channels")  # before any work: a model without a conv is refused
+    return model, mode, num_classes, _check_device("device", device)
 
 
 def profile_step(model: nn.Module, *, batch_size: int, image_size: int, mode: str = "fp32",

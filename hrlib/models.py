@@ -109,7 +109,7 @@ class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over C of (N, C, H, W) tensors (each pixel across its C values); ``eps``: added to var."""
 
     def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        super().__init__(check_int("num_channels", num_channels), eps=eps)
+        super().__init__(check_int("num_channels", num_channels), eps=check_float("eps", eps, 0.0, low_open=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the normalised ``x`` (N, C, H, W), same shape."""
@@ -220,6 +220,8 @@ def conv2d_params(c_in: int, c_out: int, kernel: int | tuple[int, int], groups: 
     """
     c_in, c_out, groups = check_int("c_in", c_in), check_int("c_out", c_out), check_int("groups", groups)
     kh, kw = _pair("kernel", kernel)
+    if not isinstance(bias, bool | np.bool_):
+        raise TypeError(f"bias must be a bool, got {type(bias).__name__} {bias!r}")
     if c_in % groups or c_out % groups:
         raise ValueError(f"groups must divide c_in and c_out, got {groups} for c_in={c_in}, c_out={c_out}")
     return c_out * (c_in // groups) * kh * kw + (c_out if bias else 0)
@@ -240,6 +242,11 @@ class SavedBytes:
     storages of the live tensors in ``exclude`` (e.g. an input already counted). ``total`` is the sum so far."""
 
     def __init__(self, module: nn.Module, exclude: Sequence[torch.Tensor] = ()) -> None:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        if isinstance(exclude, torch.Tensor) or not isinstance(exclude, Sequence) or not all(
+                isinstance(t, torch.Tensor) for t in exclude):
+            raise TypeError(f"exclude must be a sequence of tensors, got {exclude!r:.80}")
         tensors = (*module.parameters(), *module.buffers(), *exclude)
         self.owned = {t.untyped_storage().data_ptr() for t in tensors}
         self.storages: dict[int, int] = {}
@@ -302,7 +309,7 @@ def count_cost(model: nn.Module, image_size: int | tuple[int, int], *, batch_siz
     dtype = next((p.dtype for p in clone.parameters() if p.is_floating_point()), torch.float32)
     x = torch.randn(batch_size, in_channels, h, w, dtype=dtype, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        output_shape = tuple(clone(x).shape)
+        output_shape = tuple(_forward_checked(clone, x, "image_size", "in_channels").shape)
     macs = counter.get_total_flops() // 2
 
     def saved_bytes(batch: torch.Tensor) -> int:
@@ -321,6 +328,16 @@ def count_cost(model: nn.Module, image_size: int | tuple[int, int], *, batch_siz
     return Cost(params=params, macs=macs, activation_bytes=activation_bytes, output_shape=output_shape)
 
 
+def _forward_checked(model: nn.Module, x: torch.Tensor, *names: str) -> torch.Tensor:
+    """``model(x)``; a shape error from inside (input too small, wrong channels) raises naming the arguments."""
+    try:
+        return model(x)
+    except RuntimeError as e:
+        what = " or ".join(names)
+        raise ValueError(f"{what} must fit the model: a ({', '.join(map(str, x.shape))}) input fails in its forward "
+                         f"({type(e).__name__}: {str(e)[:200]})") from e
+
+
 def receptive_field(layers: Sequence[nn.Conv2d] | nn.Module) -> int:
     """Analytic receptive field (pixels per side) of a sequential stack of square convs.
 
@@ -330,6 +347,8 @@ def receptive_field(layers: Sequence[nn.Conv2d] | nn.Module) -> int:
     """
     if isinstance(layers, nn.Module):
         layers = [m for m in layers.modules() if isinstance(m, nn.Conv2d)]
+    elif isinstance(layers, str) or not isinstance(layers, Sequence):
+        raise TypeError(f"layers must be a sequence of nn.Conv2d or an nn.Module, got {type(layers).__name__}")
     r, jump = 1, 1
     for i, layer in enumerate(layers):
         if not isinstance(layer, nn.Conv2d):
@@ -380,7 +399,7 @@ def measure_receptive_field(module: nn.Module,
             elif isinstance(m, nn.BatchNorm2d) and m.track_running_stats:
                 m.reset_running_stats()
     x = torch.ones(1, conv.in_channels, h, w, dtype=torch.float64, requires_grad=True)
-    out = probe(x)
+    out = _forward_checked(probe, x, "image_size")
     if out.ndim != 4:
         raise ValueError(f"module must return a (N, C, H, W) feature map, got shape {tuple(out.shape)}")
     out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()

@@ -17,7 +17,6 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import albumentations as A
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_bool, check_float, check_int, check_path
 from hrlib.shards import (
     Batch,
     ImageFileDataset,
@@ -68,6 +67,8 @@ class TileCache:
             self._items.move_to_end(key)
             return self._items[key]
         self.misses += 1
+        if not callable(load):
+            raise TypeError(f"load must be a function returning the value, got {type(load).__name__}")
         value = load()
         self._items[key] = value
         if len(self._items) > self.capacity:
@@ -114,9 +115,17 @@ class RegionDataset(Dataset):
         self.n_samples = check_int("n_samples", n_samples)
         self.level = check_int("level", level, 0)
         self.seed = check_int("seed", seed, 0)
-        self.path = Path(store.path if hasattr(store, "path") else store)
+        self.path = check_path("store", store.path if hasattr(store, "path") else store)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be a function of the HxWxC uint8 region or None, got "
+                            f"{type(transform).__name__}")
         self.transform = transform
+        if labels is not None and not isinstance(labels, Mapping):
+            raise TypeError(f"labels must be a mapping image id -> class or None, got {type(labels).__name__}")
         self.labels = dict(labels or {})
+        if isinstance(image_ids, str) or image_ids is not None and not isinstance(image_ids, Iterable):
+            raise TypeError(f"image_ids must be a list of image ids or None, got {type(image_ids).__name__} "
+                            f"{image_ids!r:.60}")
         self.cache = _as_cache(cache)
         with open_store(self.path) as opened:  # read what sampling needs, then close: no handle crosses a fork
             self.image_ids = list(opened.image_ids)
@@ -219,8 +228,16 @@ def make_loader(dataset: Dataset, batch_size: int, *, workers: int | None = None
 
     Batches come from :func:`collate_skipping` (a list ``[x, y]`` with ``.skipped``).
     """
+    if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        raise TypeError(f"dataset must be a map-style dataset (with __getitem__ and __len__), got "
+                        f"{type(dataset).__name__}")
     batch_size = check_int("batch_size", batch_size)
+    shuffle, drop_last = check_bool("shuffle", shuffle), check_bool("drop_last", drop_last)
+    persistent = check_bool("persistent", persistent, allow_none=True)
+    pin_memory = check_bool("pin_memory", pin_memory, allow_none=True)
     workers = default_workers() if workers is None else check_int("workers", workers, 0)
+    if prefetch is not None:
+        check_int("prefetch", prefetch)
     cuda = torch.cuda.is_available()
     kwargs: dict[str, Any] = {}
     if workers > 0:
@@ -247,7 +264,10 @@ class StepTimer:
     """
 
     def __init__(self, loader: Iterable[Any], *, sync: bool | None = None) -> None:
+        if not isinstance(loader, Iterable):
+            raise TypeError(f"loader must be an iterable of batches (e.g. a DataLoader), got {type(loader).__name__}")
         self.loader = loader
+        sync = check_bool("sync", sync, allow_none=True)
         self.sync = torch.cuda.is_available() if sync is None else sync
         self.wait: list[float] = []
         self.compute: list[float] = []

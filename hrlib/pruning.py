@@ -45,6 +45,8 @@ def magnitude_prune(model: nn.Module, amount: float, *, inplace: bool = False) -
     the same layers and shapes as before, so it costs the same compute: see :func:`prune_channels` for speed.
     """
     amount = check_float("amount", amount, 0.0, 1.0, high_open=True)
+    if not isinstance(inplace, bool):
+        raise TypeError(f"inplace must be a bool, got {type(inplace).__name__} {inplace!r}")
     model = _check_model(model) if inplace else copy.deepcopy(_check_model(model))
     params = [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE)]
     if not params:

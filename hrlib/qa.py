@@ -216,7 +216,7 @@ def plant_errors(annotations: Sequence[Annotation], kinds: Sequence[str], *, see
     a box past an image edge. ``seed`` (>= 0) fixes which objects and how; ``num_classes``: if given,
     ``label_out_of_range`` sets the label to it (an off-by-one), else to -1."""
     checked = _check_annotations(annotations)
-    if isinstance(kinds, str) or not all(k in KINDS for k in kinds):
+    if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not all(k in KINDS for k in kinds):
         raise ValueError(f"kinds must be a sequence of names from {KINDS}, got {kinds!r}")
     rng = np.random.default_rng(check_int("seed", seed, 0))
     bad_label = -1 if num_classes is None else check_int("num_classes", num_classes, 1)
@@ -287,8 +287,11 @@ def plant_errors(annotations: Sequence[Annotation], kinds: Sequence[str], *, see
 def annotations_from_slides(slides: Sequence[Slide], image_ids: Sequence[str] | None = None) -> list[Annotation]:
     """One :class:`Annotation` per ``hrlib.data.Slide``: its evidence boxes, each labelled with the slide's label,
     and per-box masks (the slide's mask inside the pixels the box overlaps). ``image_ids`` default ``"slide_<i>"``."""
-    if isinstance(slides, Slide) or not isinstance(slides, Sequence):
+    if isinstance(slides, Slide | str | bytes) or not isinstance(slides, Sequence):
         raise TypeError(f"slides must be a sequence of hrlib.data.Slide, got {type(slides).__name__}")
+    if image_ids is not None and (isinstance(image_ids, str | bytes) or not isinstance(image_ids, Sequence)):
+        raise TypeError(f"image_ids must be a sequence of {len(slides)} strings (one per slide) or None, got "
+                        f"{image_ids!r:.60}")
     ids = [f"slide_{i}" for i in range(len(slides))] if image_ids is None else list(image_ids)
     if len(ids) != len(slides) or not all(isinstance(v, str) for v in ids):
         raise ValueError(f"image_ids must be {len(slides)} strings (one per slide), got {image_ids!r}")

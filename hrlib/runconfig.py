@@ -259,12 +259,18 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``.toml`` (``tomllib``) or ``.yaml``/``.yml`` (``yaml.safe_load``) file and :func:`validate_config`
     it. Relative paths inside (``data.path``, ``data.labels``, ``output.dir``) are relative to the working
     directory."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"config must be the path (str or os.PathLike) of a .toml or .yaml file, got "
+                        f"{type(path).__name__} {path!r:.60}")
     file = Path(path)
     if file.suffix.lower() not in (".toml", ".yaml", ".yml"):
         raise ConfigError(f"config must be a .toml, .yaml or .yml file, got {str(path)!r}")
     if not file.is_file():
         raise ConfigError(f"config must be an existing file, got {str(path)!r}")
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {file} must be UTF-8 text: {e}") from e
     try:
         if file.suffix.lower() == ".toml":
             import tomllib

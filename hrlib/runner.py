@@ -166,6 +166,14 @@ def train(config: Mapping[str, Any], *, out: str | os.PathLike | None = None, re
     progress bar and log lines (default ``output.progress``); only rank 0 shows them.
     """
     cfg = validate_config(config)
+    if out is not None and not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out must be a folder path (str or os.PathLike) or None, got {type(out).__name__} {out!r}")
+    for name, value in (("resume", resume), ("progress", progress)):
+        if not isinstance(value, bool) and not (name == "progress" and value is None):
+            raise TypeError(f"{name} must be a bool{' or None' * (name == 'progress')}, got {type(value).__name__} "
+                            f"{value!r}")
+    if stop_after is not None:
+        check_int("stop_after", stop_after)
     out_dir = Path(out if out is not None else cfg["output"]["dir"])
     t = cfg["train"]
     rank, world, device, joined = _distributed(t["device"])
@@ -320,7 +328,10 @@ def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The ``hrlib train`` options (shared by ``hrlib train`` and ``python -m hrlib.train``)."""
+    """The ``hrlib train`` options (shared by ``hrlib train`` and ``python -m hrlib.train``), added to ``parser``."""
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise TypeError(f"parser must be an argparse.ArgumentParser, got {type(parser).__name__}")
+
     def positive(text: str) -> int:
         if not text.isdigit() or int(text) < 1:
             raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
@@ -353,5 +364,8 @@ def run_cli(ns: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hrlib.train --config FILE [--resume] [--out DIR] [--stop-after EPOCHS] [--quiet]``."""
+    if argv is not None and (isinstance(argv, str) or not isinstance(argv, Sequence)
+                             or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str (command-line arguments) or None, got {argv!r:.80}")
     parser = add_arguments(argparse.ArgumentParser(prog="hrlib train", description="train from a config file"))
     return run_cli(parser.parse_args(argv))

@@ -32,7 +32,9 @@ PACKAGES = ("torch", "torchvision", "numpy", "albumentations", "hrlib")
 
 def to_jsonable(value: Any, key: str) -> Any:
     """``value`` as plain JSON types: numpy/torch scalars and arrays become numbers and lists, tuples lists, paths
-    strings, non-finite floats None; anything else raises naming ``key``."""
+    strings, non-finite floats None; anything else raises naming ``key`` (the value's name in messages)."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str (the value's name for error messages), got {type(key).__name__}")
     if isinstance(value, np.generic | np.ndarray | torch.Tensor):
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
@@ -84,6 +86,8 @@ def dataset_fingerprint(source: Mapping[str, Any] | Sequence[str | os.PathLike] 
         return _sha256(to_jsonable(source, "source"))
     if isinstance(source, Sequence) and not isinstance(source, str) and all(
             isinstance(p, str | os.PathLike) for p in source):
+        if not source:
+            raise ValueError("source must name at least one file, got an empty list")
         digests = []
         for p in source:
             if not Path(p).is_file():
@@ -101,6 +105,11 @@ def dataset_fingerprint(source: Mapping[str, Any] | Sequence[str | os.PathLike] 
 def git_state(repo: str | os.PathLike | None = None) -> dict[str, Any]:
     """``{"commit": sha or None, "dirty": bool or None}`` of the git work tree at ``repo`` (default: the current
     directory); None where git is missing, slow (> 5 s) or ``repo`` is not in a repository."""
+    if repo is not None:
+        if not isinstance(repo, str | os.PathLike):
+            raise TypeError(f"repo must be a folder path (str or os.PathLike) or None, got {type(repo).__name__}")
+        if not Path(repo).is_dir():
+            raise FileNotFoundError(f"repo must be an existing folder, got {os.fspath(repo)!r}")
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=5, check=True)
@@ -136,6 +145,10 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
     append mode, flushed and fsynced: an error leaves no partial line.
     """
     seed = check_int("seed", seed, 0)
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be the run log's file path (str or os.PathLike), got {type(path).__name__}")
+    if Path(path).is_dir() or not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"path must be a file in an existing folder, got {os.fspath(path)!r}")
     if not isinstance(params, Mapping) or not isinstance(metrics, Mapping):
         raise TypeError(f"params and metrics must be dicts, got {type(params).__name__} and "
                         f"{type(metrics).__name__}")
@@ -144,7 +157,11 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
             raise ValueError(f"dataset must be a 64-hex-digit fingerprint or a dataset description, got {dataset!r}")
         data: dict[str, Any] = {"fingerprint": dataset}
     else:
-        data = {"fingerprint": dataset_fingerprint(dataset)}
+        try:
+            data = {"fingerprint": dataset_fingerprint(dataset)}
+        except (TypeError, ValueError, FileNotFoundError) as e:
+            raise type(e)(f"dataset must be a 64-hex-digit fingerprint or a dataset description that "
+                          f"dataset_fingerprint accepts ({e})") from e
         described = _dataset_params(dataset) or (dataset if isinstance(dataset, Mapping) else None)
         if described is not None:
             data["params"] = to_jsonable(described, "dataset")
@@ -162,18 +179,24 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
 def read_runs(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The records of a :func:`record_run` log, oldest first (blank lines skipped); a corrupt line raises
     ``ValueError`` naming the file and line number."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be the run log's file path (str or os.PathLike), got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"run log {path} does not exist")
+        raise FileNotFoundError(f"path must be an existing run log file, got {str(path)!r}")
     runs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"path {path} must be a UTF-8 run log (JSON lines): {exc}") from exc
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"run log {path}, line {number} is not valid JSON ({exc.msg}): {line[:80]!r}") from exc
+            raise ValueError(f"path {path}, line {number} is not valid JSON ({exc.msg}): {line[:80]!r}") from exc
         if not isinstance(record, dict):
-            raise ValueError(f"run log {path}, line {number} must be a JSON object, got {type(record).__name__}")
+            raise ValueError(f"path {path}, line {number} must be a JSON object, got {type(record).__name__}")
         runs.append(record)
     return runs

@@ -36,12 +36,20 @@ SmallFormat = Literal["png", "npy"]
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWxC (or HxW) uint8 ``image`` -> CxHxW float32 tensor in [0, 1]."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
+        got = f"{image.dtype} with shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"image must be a non-empty HxWxC (or HxW) uint8 array, got {got}")
     if image.ndim == 2:
         image = image[..., None]
     chw = np.require(image.transpose(2, 0, 1), requirements=("C", "W"))  # copies read-only memmaps (torch warns)
     return torch.from_numpy(chw).float().div_(255.0)
 
 
+
+def _check_path(name: str, path: object) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
+    return Path(path)
 
 
 def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -53,7 +61,14 @@ def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.n
             decompression-bomb guard (about 179 megapixels) still applies; it is never disabled here.
 
     Raises ``ValueError`` naming the file for anything unreadable (truncated, garbage, too large, missing).
+    PIL's guard is handled here, per call: its warning (above ~89 megapixels) is silenced only when an explicit
+    ``max_pixels`` replaces it, and its ``DecompressionBombError`` (above ~179 megapixels) becomes that
+    ``ValueError``; ``Image.MAX_IMAGE_PIXELS`` is never changed. (:func:`hrlib.convert.read_image_file` instead
+    raises PIL's limit to its ``max_pixels`` and keeps 1/4 channels: a converter's contract, not this one's.)
     """
+    _check_path("path", path)
+    if max_pixels is not None:
+        max_pixels = check_int("max_pixels", max_pixels)
     try:
         with warnings.catch_warnings():
             if max_pixels is not None:  # the caller set an explicit limit: PIL's softer warning adds nothing
@@ -63,7 +78,11 @@ def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.n
                 if max_pixels is not None and w * h > max_pixels:
                     raise ValueError(f"{w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
                 return np.asarray(im.convert("RGB"))
-    except Exception as err:  # PIL raises OSError, SyntaxError, DecompressionBombError, ... for bad files
+    except Image.DecompressionBombError as err:  # PIL's own limit: name the file and the way out
+        raise ValueError(f"path {os.fspath(path)!r} could not be decoded: DecompressionBombError: {err} (PIL refuses "
+                         f"images this large as a decompression-bomb guard; hrlib never disables it: use a tile "
+                         f"store, hrlib.convert, for huge slides)") from err
+    except Exception as err:  # PIL raises OSError, SyntaxError, ... for bad files; a missing one is FileNotFoundError
         raise ValueError(f"path {os.fspath(path)!r} could not be decoded: {type(err).__name__}: {err}") from err
 
 
@@ -86,8 +105,14 @@ def collate_skipping(items: Sequence[Any]) -> Batch:
 
     A batch whose every sample was skipped is an empty :class:`Batch` (check ``len(batch)``).
     """
+    if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+        raise TypeError(f"items must be a list of samples (what a Dataset returns), got {type(items).__name__}")
     good = [s for s in items if not isinstance(s, SkippedSample)]
-    batch = Batch(default_collate(good) if good else [])
+    try:
+        batch = Batch(default_collate(good) if good else [])
+    except (RuntimeError, TypeError) as e:  # shapes that do not stack, types that do not collate
+        raise ValueError(f"items must be samples that collate into one batch (equal shapes, tensors/arrays/numbers): "
+                         f"{type(e).__name__}: {str(e)[:200]}") from e
     batch.skipped = [s for s in items if isinstance(s, SkippedSample)]
     return batch
 
@@ -111,11 +136,16 @@ class ImageFileDataset(Dataset):
     def __init__(self, files: Iterable[str | os.PathLike], size: int | None = None, *, n_samples: int | None = None,
                  labels: Sequence[int] | None = None, seed: int = 0, max_pixels: int | None = None,
                  on_error: OnError = "raise", transform: Callable[[np.ndarray], Any] | None = None) -> None:
-        self.files = [Path(f) for f in files]
+        if isinstance(files, str | os.PathLike) or not isinstance(files, Iterable):
+            raise TypeError(f"files must be a list of image file paths, got {type(files).__name__} {files!r:.60}")
+        self.files = [_check_path(f"files[{i}]", f) for i, f in enumerate(files)]
         if not self.files:
             raise ValueError("files must name at least one image file, got none")
         self.size = None if size is None else check_int("size", size)
         self.n_samples = len(self.files) if n_samples is None else check_int("n_samples", n_samples)
+        if labels is not None and (isinstance(labels, str) or not isinstance(labels, Sequence | np.ndarray) or any(
+                isinstance(v, bool) or not isinstance(v, int | np.integer) for v in labels)):
+            raise TypeError(f"labels must be a sequence of int class indices (one per file), got {labels!r:.80}")
         self.labels = [-1] * len(self.files) if labels is None else [int(v) for v in labels]
         if len(self.labels) != len(self.files):
             raise ValueError(f"labels must have one entry per file ({len(self.files)}), got {len(self.labels)}")
@@ -124,12 +154,16 @@ class ImageFileDataset(Dataset):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.on_error = on_error
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be a callable on the HxWxC uint8 crop or None, got "
+                            f"{type(transform).__name__}")
         self.transform = transform
 
     def __len__(self) -> int:
         return self.n_samples
 
     def __getitem__(self, i: int) -> tuple[Any, int] | SkippedSample:
+        _check_index(i, len(self))
         path = self.files[i % len(self.files)]
         try:
             image = decode_image(path, self.max_pixels)
@@ -148,8 +182,29 @@ class ImageFileDataset(Dataset):
         return out, self.labels[i % len(self.files)]
 
 
+def _check_index(i: object, n: int) -> int:
+    if isinstance(i, bool) or not isinstance(i, int | np.integer):
+        raise TypeError(f"i must be an int index, got {type(i).__name__} {i!r}")
+    if not 0 <= i < n:
+        raise IndexError(f"i must be in [0, {n}), got {i}")
+    return int(i)
+
+
+def _pairs(samples: object) -> Iterable[tuple[int, np.ndarray, int]]:
+    """``(i, image, label)`` of each ``(image, label)`` sample, or raise naming ``samples``."""
+    if isinstance(samples, str | bytes | np.ndarray | torch.Tensor) or not isinstance(samples, Iterable):
+        raise TypeError(f"samples must be an iterable of (image, label) pairs, got {type(samples).__name__}")
+    for i, sample in enumerate(samples):
+        if not isinstance(sample, tuple | list) or len(sample) != 2:
+            raise ValueError(f"samples[{i}] must be an (image, label) pair, got {type(sample).__name__} "
+                             f"{sample!r:.60}")
+        if isinstance(sample[1], bool) or not isinstance(sample[1], int | np.integer):
+            raise TypeError(f"samples[{i}] must have an int label, got {type(sample[1]).__name__} {sample[1]!r:.40}")
+        yield i, sample[0], int(sample[1])
+
+
 def _check_image(i: int, image: np.ndarray, shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.size == 0:
         got = f"{image.dtype} with shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"samples[{i}] must hold an HxWxC uint8 image, got {got}")
     if shape is not None and image.shape != shape:
@@ -159,7 +214,9 @@ def _check_image(i: int, image: np.ndarray, shape: tuple[int, ...] | None) -> tu
 
 def _write_folder(dst: str | os.PathLike, force: bool, fill: Any) -> Path:
     """Create ``dst`` atomically: ``fill(tmp)`` writes into a temporary sibling, which is then renamed."""
-    dst = Path(dst)
+    dst = _check_path("dst", dst)
+    if not isinstance(force, bool):
+        raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r}")
     if dst.exists() and not force:
         raise FileExistsError(f"dst {os.fspath(dst)!r} already exists; pass force=True to replace it")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +251,7 @@ def write_shards(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLi
             sizes.append(len(buffer))
             buffer.clear()
 
-        for i, (image, label) in enumerate(samples):
+        for i, image, label in _pairs(samples):
             shape = _check_image(i, image, shape)
             buffer.append(image)
             labels.append(int(label))
@@ -217,8 +274,10 @@ def write_small_files(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.P
 
     def fill(tmp: Path) -> None:
         labels: list[int] = []
-        for i, (image, label) in enumerate(samples):
+        for i, image, label in _pairs(samples):
             _check_image(i, image, None)
+            if fmt == "png" and image.shape[2] not in (1, 3, 4):
+                raise ValueError(f"samples[{i}] must have 1, 3 or 4 channels for fmt='png', got {image.shape}")
             if fmt == "png":
                 Image.fromarray(image.squeeze(-1) if image.shape[2] == 1 else image).save(tmp / f"{i:06d}.png")
             else:
@@ -232,12 +291,19 @@ def write_small_files(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.P
 
 
 def _read_index(path: str | os.PathLike, kind: str) -> dict[str, Any]:
-    index_file = Path(path) / "index.json"
+    index_file = _check_path("path", path) / "index.json"
     if not index_file.is_file():
         raise ValueError(f"path {os.fspath(path)!r} has no index.json (not a finished {kind} folder)")
-    index = json.loads(index_file.read_text())
-    if index.get("kind") != kind:
-        raise ValueError(f"path {os.fspath(path)!r} holds {index.get('kind')!r} data, expected {kind!r}")
+    try:
+        index = json.loads(index_file.read_text())
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"path {os.fspath(path)!r} has a corrupt index.json: {e}") from e
+    if not isinstance(index, dict) or index.get("kind") != kind:
+        got = index.get("kind") if isinstance(index, dict) else type(index).__name__
+        raise ValueError(f"path {os.fspath(path)!r} holds {got!r} data, expected {kind!r}")
+    needed = ("shard_sizes", "labels") if kind == "shards" else ("fmt", "labels")
+    if any(k not in index for k in needed):
+        raise ValueError(f"path {os.fspath(path)!r} has an index.json without {', '.join(needed)}")
     return index
 
 
@@ -249,7 +315,7 @@ class ShardDataset(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = _check_path("path", path)
         index = _read_index(self.path, "shards")
         self.labels: list[int] = index["labels"]
         self.starts = np.cumsum([0, *index["shard_sizes"]])
@@ -263,8 +329,7 @@ class ShardDataset(Dataset):
         return {**self.__dict__, "_maps": {}, "_pid": -1}
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        if not 0 <= i < len(self):
-            raise IndexError(f"i must be in [0, {len(self)}), got {i}")
+        _check_index(i, len(self))
         if self._pid != os.getpid():
             self._maps, self._pid = {}, os.getpid()
         shard = int(np.searchsorted(self.starts, i, side="right")) - 1
@@ -277,7 +342,7 @@ class SmallFileDataset(Dataset):
     """Samples from :func:`write_small_files` output: one file opened (and for PNG decoded) per item."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = _check_path("path", path)
         index = _read_index(self.path, "small")
         self.fmt: str = index["fmt"]
         self.labels: list[int] = index["labels"]
@@ -286,8 +351,7 @@ class SmallFileDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        if not 0 <= i < len(self):
-            raise IndexError(f"i must be in [0, {len(self)}), got {i}")
+        _check_index(i, len(self))
         file = self.path / f"{i:06d}.{self.fmt}"
         if self.fmt == "npy":
             image = np.load(file)

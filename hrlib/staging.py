@@ -5,10 +5,11 @@ at each epoch and what that costs. Transforms are albumentations 2.0 pipelines e
 (float32 CHW); hrlib only chooses and orders them. Resizes average areas when shrinking, interpolate when enlarging.
 
 Boxes (``with_boxes=True``, ``pascal_voc`` pixels, label field ``box_labels``, ``min_visibility=0``, ``clip=True``)
-move with the pixels. albumentations still removes a box with no visible area: one that a crop leaves entirely
-outside the image, or one that an occlusion hole covers completely; a box cut by a crop is clipped to its visible
-part, and a box partly covered by a hole shrinks to the bounding box of its visible pixels (snapped to whole
-pixels). Pass ``box_labels=range(len(boxes))`` to know which boxes survived.
+move with the pixels. A box with no visible area is removed: one that a crop leaves entirely outside the image, or
+one whose pixels (those it covers by more than half) all lie under occlusion holes; a box cut by a crop is clipped
+to its visible part, and a box partly covered by a hole shrinks to the bounding box of its visible pixels (the
+hole transforms come from ``hrlib.augment.local``, which fixes albumentations' whole-pixel truncation of boxes).
+Pass ``box_labels=range(len(boxes))`` to know which boxes survived.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrlib._checks import check_bool as _check_flag
 from hrlib._checks import check_float, check_int
 from hrlib.data import SLIDE_MEAN, SLIDE_STD
 
@@ -39,16 +41,21 @@ Stats = tuple[float, float, float]
 
 
 def _check_resolution(name: str, resolution: object, source_size: int, allow_upsample: bool) -> int:
-    resolution = check_int(name, resolution)
+    resolution, allow_upsample = check_int(name, resolution), _check_flag("allow_upsample", allow_upsample)
     if resolution > source_size and not allow_upsample:
         raise ValueError(f"{name}={resolution} exceeds source_size={source_size}; pass allow_upsample=True to "
                          f"work above the source's resolution")
     return resolution
 
 
-def _check_stats(name: str, value: object, positive: bool) -> Stats:
-    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 3 or (positive and min(value) <= 0):
-        raise ValueError(f"{name} must be 3 {'positive ' * positive}floats, got {value!r}")
+def _check_stats(name: str, value: object, positive: bool, high: float = math.inf) -> Stats:
+    """Three finite floats (each > 0 when ``positive``, each <= ``high``), e.g. a per-channel mean."""
+    ok = not isinstance(value, str) and isinstance(value, Sequence) and len(value) == 3 and all(
+        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) and math.isfinite(v)
+        and (v > 0 or not positive) and v <= high for v in value)
+    if not ok:
+        bound = f" in (0, {high:g}]" if positive and high < math.inf else " > 0" if positive else ""
+        raise ValueError(f"{name} must be 3 finite floats{bound}, got {value!r}")
     return tuple(float(v) for v in value)  # type: ignore[return-value]
 
 
@@ -68,15 +75,14 @@ def _policy_steps(policy: str, resolution: int, mean: Stats, occlusion: bool) ->
         return [_resize(round(resolution * 800 / 768)), A.RandomCrop(round(resolution * 640 / 768),
                                                                      round(resolution * 640 / 768)),
                 _resize(resolution), A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
+    from hrlib.augment.local import Cutout, mean_fill, occlusion_policy
+
     steps: list[A.BasicTransform] = [_resize(resolution)]  # finetune: no global geometry
     if policy == "finetune_local":  # lesson 02's stage: GridMask, non-overlapping CutOut, bounded erasing
-        from hrlib.augment.local import mean_fill, occlusion_policy
-
         return steps + (occlusion_policy(resolution, fill=mean_fill(mean)) if occlusion else [])
     if occlusion:  # 2-6 holes of 3-6 % of the side, filled with the mean colour (normalises to about 0)
-        fill = tuple(round(255 * m) for m in mean)
-        steps.append(A.CoarseDropout(num_holes_range=(2, 6), hole_height_range=(0.03, 0.06),
-                                     hole_width_range=(0.03, 0.06), fill=fill, p=0.5))
+        steps.append(Cutout(num_holes_range=(2, 6), hole_height_range=(0.03, 0.06), hole_width_range=(0.03, 0.06),
+                            fill=mean_fill(mean), p=0.5))
     return steps
 
 
@@ -104,6 +110,7 @@ def stage_transform(policy: str, resolution: int, *, source_size: int, mean: Seq
     resolution = _check_resolution("resolution", resolution, source_size, allow_upsample)
     mean, std = _check_stats("mean", mean, False), _check_stats("std", std, True)
     seed = None if seed is None else check_int("seed", seed, 0)
+    with_boxes, occlusion = _check_flag("with_boxes", with_boxes), _check_flag("occlusion", occlusion)
     steps = _policy_steps(policy, resolution, mean, occlusion)
     bbox_params = A.BboxParams(format="pascal_voc", label_fields=["box_labels"], min_visibility=0.0,
                                clip=True) if with_boxes else None
@@ -167,7 +174,7 @@ class Schedule:
         if len(stages) == 0:
             raise ValueError("stages must be a non-empty sequence of Stage, got an empty sequence")
         self.source_size = check_int("source_size", source_size)
-        self.allow_upsample = bool(allow_upsample)
+        self.allow_upsample = _check_flag("allow_upsample", allow_upsample)
         self.mean, self.std = _check_stats("mean", mean, False), _check_stats("std", std, True)
         for i, s in enumerate(stages):
             if not isinstance(s, Stage):
@@ -217,9 +224,12 @@ class Schedule:
     def fixed(cls, source_size: int, num_epochs: int, resolution: int | None = None,
               policy: str = "warmup") -> Schedule:
         """Every epoch at ``resolution`` px (default ``source_size``)."""
-        source_size = check_int("source_size", source_size)
-        return cls([Stage("fixed", source_size if resolution is None else resolution, num_epochs, policy)],
-                   source_size)
+        source_size, num_epochs = check_int("source_size", source_size), check_int("num_epochs", num_epochs)
+        resolution = source_size if resolution is None else _check_resolution("resolution", resolution, source_size,
+                                                                              False)
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        return cls([Stage("fixed", resolution, num_epochs, policy)], source_size)
 
     @classmethod
     def three_stage(cls, source_size: int, num_epochs: int, fractions: Sequence[float] = (0.25, 0.5, 1.0),
@@ -227,7 +237,8 @@ class Schedule:
         """Claim C2: warmup at ``fractions[0] * source_size``, scale_jitter at ``fractions[1]``, finetune at
         ``fractions[2]``; epochs split by ``epoch_shares`` (each stage >= 1 epoch, so ``num_epochs >= 3``)."""
         source_size, num_epochs = check_int("source_size", source_size), check_int("num_epochs", num_epochs, 3)
-        fractions, epochs = _check_stats("fractions", fractions, True), _check_stats("epoch_shares", epoch_shares, True)
+        fractions = _check_stats("fractions", fractions, True, high=1.0)
+        epochs = _check_stats("epoch_shares", epoch_shares, True)
         epochs = _split_epochs(num_epochs, epochs)
         return cls([Stage(p, max(1, math.floor(0.5 + f * source_size)), e, p)
                     for p, f, e in zip(("warmup", "scale_jitter", "finetune"), fractions, epochs, strict=True)],
@@ -243,6 +254,8 @@ class Schedule:
         num_epochs = check_int("num_epochs", num_epochs)
         if not (isinstance(start, int | float) and isinstance(end, int | float) and 0 < start <= end <= 1):
             raise ValueError(f"start and end must satisfy 0 < start <= end <= 1, got start={start!r}, end={end!r}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         fracs = np.linspace(start, end, num_epochs) if num_epochs > 1 else np.array([end])
         res = [min(source_size, max(multiple, math.floor(0.5 + f * source_size / multiple) * multiple))
                for f in fracs]
@@ -262,6 +275,9 @@ def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor], *, num_batc
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     num_batches = None if num_batches is None else check_int("num_batches", num_batches)
+    if isinstance(images, str | torch.Tensor | np.ndarray) or not isinstance(images, Iterable):
+        raise TypeError(f"images must be an iterable of NCHW float tensors (a DataLoader, a list), got "
+                        f"{type(images).__name__}")
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not bns:
         warnings.warn("model has no BatchNorm layer with running statistics; nothing to recalibrate", stacklevel=2)
@@ -280,9 +296,11 @@ def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor], *, num_batc
                 if num_batches is not None and seen >= num_batches:
                     break
                 x = batch[0] if isinstance(batch, tuple | list) else batch
-                if not isinstance(x, torch.Tensor) or x.ndim != 4:
-                    raise TypeError(f"images must yield NCHW tensors, got {type(x).__name__} with shape "
-                                    f"{tuple(getattr(x, 'shape', ()))}")
+                if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+                    raise TypeError(f"images must yield NCHW float tensors, got {type(x).__name__} "
+                                    f"{getattr(x, 'dtype', '')} with shape {tuple(getattr(x, 'shape', ()))}")
+                if not bool(torch.isfinite(x).all()):
+                    raise ValueError(f"images must yield finite tensors, batch {seen} holds NaN or inf")
                 model(x.to(device))
                 seen += 1
         if seen == 0:
@@ -308,8 +326,9 @@ def _check_images(name: str, images: object) -> Sequence[np.ndarray]:
     if not isinstance(images, Sequence) or len(images) == 0:
         raise TypeError(f"{name} must be a non-empty sequence of HxWx3 uint8 arrays, got {type(images).__name__}")
     for i, im in enumerate(images):
-        if not (isinstance(im, np.ndarray) and im.ndim == 3 and im.shape[2] == 3 and im.dtype == np.uint8):
-            raise ValueError(f"{name}[{i}] must be an HxWx3 uint8 array, got {getattr(im, 'dtype', type(im))} "
+        if not (isinstance(im, np.ndarray) and im.ndim == 3 and im.shape[2] == 3 and im.dtype == np.uint8
+                and im.size > 0):
+            raise ValueError(f"{name}[{i}] must be a non-empty HxWx3 uint8 array, got {getattr(im, 'dtype', type(im))} "
                              f"with shape {getattr(im, 'shape', None)}")
     return images
 
@@ -327,15 +346,27 @@ def evaluate_at_resolutions(model: nn.Module, images: Sequence[np.ndarray], labe
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     images = _check_images("images", images)
+    if isinstance(labels, str) or not isinstance(labels, Sequence | np.ndarray | torch.Tensor):
+        raise TypeError(f"labels must be a sequence of class indices, got {type(labels).__name__}")
     if len(labels) != len(images):
         raise ValueError(f"labels must have one entry per image ({len(images)}), got {len(labels)}")
     y = torch.as_tensor([check_int(f"labels[{i}]", v, 0) for i, v in enumerate(labels)])
+    source_size = check_int("source_size", source_size)
     if isinstance(resolutions, str) or not isinstance(resolutions, Sequence) or len(resolutions) == 0:
         raise TypeError(f"resolutions must be a non-empty sequence of ints, got {resolutions!r}")
-    resolutions = [check_int(f"resolutions[{i}]", r) for i, r in enumerate(resolutions)]
+    resolutions = [_check_resolution(f"resolutions[{i}]", r, source_size, False) for i, r in enumerate(resolutions)]
     batch_size = check_int("batch_size", batch_size)
+    recalibrate = _check_flag("recalibrate", recalibrate)
     calib = images if calib_images is None else _check_images("calib_images", calib_images)
-    device = _device_of(model) if device is None else torch.device(device)
+    mean, std = _check_stats("mean", mean, False), _check_stats("std", std, True)
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device must be a torch.device or a name like 'cpu' or 'cuda:0', got {device!r}") from e
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():  # 0 devices without CUDA
+            raise ValueError(f"device {device} is not available ({torch.cuda.device_count()} CUDA devices)")
+    device = _device_of(model) if device is None else device
     work = copy.deepcopy(model).to(device) if recalibrate or device != _device_of(model) else model
     modes = {m: m.training for m in work.modules()}
     out: dict[int, float] = {}

@@ -27,7 +27,7 @@ from typing import Any
 import google_crc32c
 import numpy as np
 
-from hrlib._checks import atomic_write, check_int
+from hrlib._checks import atomic_write, check_bool, check_int, check_path
 
 __all__ = ["FORMATS", "LmdbTileStore", "StoreCorruptError", "TileStore", "ZarrTileStore", "downsample",
            "open_store", "verify", "write_example_images", "write_store"]
@@ -35,6 +35,7 @@ __all__ = ["FORMATS", "LmdbTileStore", "StoreCorruptError", "TileStore", "ZarrTi
 FORMATS: tuple[str, ...] = ("zarr", "lmdb")
 MANIFEST = "manifest.json"
 MAX_LEVELS = 12  # 2^12 x 2^12 blocks of uint8 still sum exactly in uint32
+MAX_SIDE = 2**20  # a manifest claiming a longer image side is damaged (the largest slides are about 2^18 px)
 _DIRS = {"zarr": "images.zarr", "lmdb": "tiles.lmdb"}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _LMDB_ENVS: dict[tuple[str, int], tuple[Any, int, int]] = {}  # (path, inode) -> (environment, pid, open stores)
@@ -61,7 +62,7 @@ def write_example_images(folder: str | os.PathLike, n: int = 2, size: int = 4096
     quality = check_int("quality", quality)
     if quality > 100 or fmt not in ("jpg", "png"):
         raise ValueError(f"quality must be 1-100 and fmt 'jpg' or 'png', got quality={quality}, fmt={fmt!r}")
-    folder = Path(folder)
+    folder = check_path("folder", folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     noise = rng.integers(-10, 11, (min(size, 1024),) * 2 + (3,), dtype=np.int16)
@@ -180,6 +181,8 @@ def _write_image(writer: _ZarrWriter | _LmdbWriter, image_id: str, image: np.nda
                  source: str | None = None) -> dict[str, Any]:
     """Write all pyramid levels of one image (at most as many as its shorter side allows); its manifest entry."""
     image = image[..., None] if image.ndim == 2 else image
+    if max(image.shape[:2]) > MAX_SIDE:
+        raise ValueError(f"image {image_id!r} must have sides <= {MAX_SIDE} px to be stored, got {image.shape[:2]}")
     pyramid = _pyramid(image, min(levels, min(image.shape[:2]).bit_length()))
     for k, level in enumerate(pyramid):
         writer.write(image_id, k, level)
@@ -239,8 +242,11 @@ def write_store(dst: str | os.PathLike, images: Iterable[tuple[str, np.ndarray]]
     renamed into place when complete; an existing ``dst`` is replaced only with ``force=True``.
     """
     fmt, tile, levels = _check_settings(fmt, tile, levels)
-    dst = Path(dst)
+    dst, force = check_path("dst", dst), check_bool("force", force)
     _check_dst(dst, force)
+    if isinstance(images, str | bytes | np.ndarray) or not isinstance(images, Mapping | Iterable):
+        raise TypeError(f"images must be a mapping id -> image or an iterable of (id, image) pairs, got "
+                        f"{type(images).__name__}")
     items = images.items() if isinstance(images, Mapping) else images
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # mkdir keeps the umask's mode
     tmp.mkdir()
@@ -248,7 +254,10 @@ def write_store(dst: str | os.PathLike, images: Iterable[tuple[str, np.ndarray]]
         entries: dict[str, dict] = {}
         writer = _open_writer(tmp, fmt, tile)
         try:
-            for image_id, image in items:
+            for item in items:
+                if not (isinstance(item, tuple | list) and len(item) == 2):
+                    raise ValueError(f"images must yield (id, image) pairs, got {type(item).__name__} {item!r:.60}")
+                image_id, image = item
                 if _check_image_id(image_id) in entries:
                     raise ValueError(f"image_id {image_id!r} appears twice in images")
                 entries[image_id] = _write_image(writer, image_id, _check_image(f"images[{image_id!r}]", image),
@@ -272,14 +281,45 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"path {path} is not a complete hrlib store (no {MANIFEST}){hint}")
     try:
         manifest = json.loads(file.read_text())
-        ok = (manifest.get("complete") is True and manifest.get("format") in FORMATS
-              and isinstance(manifest.get("images"), dict) and isinstance(manifest.get("tile"), int))
-    except (ValueError, AttributeError) as e:
+    except ValueError as e:  # also UnicodeDecodeError
         raise StoreCorruptError(f"{file} is not valid JSON: {e}") from e
-    if not ok:
-        raise StoreCorruptError(f"{file} is incomplete or invalid (needs complete=true, a format in {FORMATS}, "
-                                f"tile and images)")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise StoreCorruptError(f"{file} is damaged or not an hrlib manifest: {problem}")
     return manifest
+
+
+def _is_size(v: object, lo: int = 1) -> bool:
+    return type(v) is int and v >= lo
+
+
+def _manifest_problem(m: Any) -> str:
+    """What is wrong with a parsed manifest ("" when nothing): every value a reader relies on is checked, so a
+    crafted or damaged manifest is an error here instead of wrong reads (or reads outside the store) later."""
+    if not isinstance(m, dict):
+        return f"expected a JSON object, got {type(m).__name__}"
+    if m.get("complete") is not True:
+        return f"complete must be true, got {m.get('complete')!r}"
+    if m.get("format") not in FORMATS:
+        return f"format must be one of {FORMATS}, got {m.get('format')!r}"
+    if not _is_size(m.get("tile"), 8):
+        return f"tile must be an int >= 8, got {m.get('tile')!r}"
+    if not isinstance(m.get("images"), dict) or not m["images"]:
+        return "images must be a non-empty object"
+    for image_id, e in m["images"].items():
+        if not _ID.match(image_id):
+            return f"image id {image_id!r} is not letters, digits, '.', '_' or '-'"
+        shape = e.get("shape") if isinstance(e, dict) else None
+        if not (isinstance(shape, list) and len(shape) == 3 and all(map(_is_size, shape)) and shape[2] <= 4
+                and max(shape[:2]) <= MAX_SIDE):
+            return f"images[{image_id!r}].shape must be [H, W, C] with H, W <= {MAX_SIDE} and C 1-4, got {shape!r}"
+        levels = e.get("level_shapes")
+        want = [[shape[0] >> k, shape[1] >> k] for k in range(len(levels))] if isinstance(levels, list) else None
+        if not (want and len(want) <= MAX_LEVELS and levels == want and all(map(_is_size, want[-1]))):
+            return f"images[{image_id!r}].level_shapes must be [H >> k, W >> k] for k = 0, 1, ..., got {levels!r}"
+        if not (isinstance(e.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", e["sha256"])):
+            return f"images[{image_id!r}].sha256 must be 64 hex digits, got {e.get('sha256')!r:.80}"
+    return ""
 
 
 class TileStore:
@@ -292,7 +332,7 @@ class TileStore:
     fmt = ""
 
     def __init__(self, path: str | os.PathLike, manifest: Mapping[str, Any] | None = None):
-        self.path = Path(path)
+        self.path = check_path("path", path)
         manifest = _read_manifest(self.path) if manifest is None else manifest
         self.tile: int = manifest["tile"]
         self._images: dict[str, dict] = dict(manifest["images"])
@@ -313,7 +353,7 @@ class TileStore:
         return f"{type(self).__name__}({str(self.path)!r}, images={len(self.image_ids)}, tile={self.tile})"
 
     def _entry(self, image_id: str) -> dict[str, Any]:
-        if image_id not in self._images:
+        if not isinstance(image_id, str) or image_id not in self._images:
             raise KeyError(f"image_id {image_id!r} is not in the store {self.path} (it has {len(self._images)} "
                            f"images, e.g. {self.image_ids[:3]})")
         return self._images[image_id]
@@ -337,6 +377,11 @@ class TileStore:
         """
         big_h, big_w, _ = self.shape(image_id, level)
         h, w = check_int("h", h), check_int("w", w)
+        for name, size, lim in (("h", h, big_h), ("w", w, big_w)):
+            if size > lim:
+                side = "height" if name == "h" else "width"
+                raise ValueError(f"{name} must be <= {lim}, the {side} of image {image_id!r} at level {level}, "
+                                 f"got {size}")
         for name, v, size, lim in (("y", y, h, big_h), ("x", x, w, big_w)):
             v = check_int(name, v, 0)
             if v + size > lim:
@@ -390,9 +435,10 @@ class ZarrTileStore(TileStore):
             except (FileNotFoundError, KeyError, ValueError) as e:
                 raise StoreCorruptError(f"image {image_id!r} level {level}: array {key} is missing or unreadable "
                                         f"in {self.path} ({type(e).__name__}: {e})") from e
-            if arr.shape != self.shape(image_id, level):
-                raise StoreCorruptError(f"image {image_id!r} level {level}: array shape {arr.shape} differs from the "
-                                        f"manifest's {self.shape(image_id, level)} in {self.path}")
+            want = (self.shape(image_id, level), np.dtype(np.uint8), (self.tile, self.tile, arr.shape[-1]))
+            if (arr.shape, arr.dtype, arr.chunks) != want:
+                raise StoreCorruptError(f"image {image_id!r} level {level}: array {key} has shape {arr.shape}, dtype "
+                                        f"{arr.dtype} and chunks {arr.chunks}; the manifest says {want} in {self.path}")
             handle["arrays"][key] = arr
         return handle["arrays"][key]
 
@@ -432,6 +478,11 @@ class LmdbTileStore(TileStore):
                     env, users = lmdb.open(key[0], subdir=True, readonly=True, lock=False, readahead=False), 0
                 except lmdb.Error as e:
                     raise StoreCorruptError(f"the LMDB environment {key[0]} cannot be opened ({e})") from e
+                need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+                if os.path.getsize(os.path.join(key[0], "data.mdb")) < need:  # reading would fault (SIGBUS)
+                    env.close()
+                    raise StoreCorruptError(f"the LMDB environment {key[0]} is truncated: data.mdb is shorter than "
+                                            f"the {need:,} bytes its pages need")
             _LMDB_ENVS[key] = (env, os.getpid(), users + 1)
         return env
 
@@ -473,7 +524,7 @@ class LmdbTileStore(TileStore):
 
 def open_store(path: str | os.PathLike) -> TileStore:
     """Open the finished store at ``path`` (refuses a folder without a complete ``manifest.json``)."""
-    manifest = _read_manifest(Path(path))
+    manifest = _read_manifest(check_path("path", path))
     return (ZarrTileStore if manifest["format"] == "zarr" else LmdbTileStore)(path, manifest)
 
 
@@ -482,6 +533,7 @@ def verify(path: str | os.PathLike) -> list[str]:
 
     Returns the problems found, one line each (an empty list means healthy). Reads the whole store.
     """
+    check_path("path", path)
     try:
         store = open_store(path)
     except (FileNotFoundError, StoreCorruptError) as e:
@@ -497,9 +549,9 @@ def verify(path: str | os.PathLike) -> list[str]:
                         store._read(image_id, level, y0, x0, y1 - y0, x1 - x0)
                     except StoreCorruptError as e:
                         bad.append(str(e))
-                        if "array" in str(e):  # the whole array is missing: one line is enough
+                        if "array" in str(e) or "environment" in str(e):  # all of it is unreadable: one line
                             break
-                problems += bad
+                problems += [b for b in bad if b not in problems]
                 if level == 0 and not bad:
                     digest = hashlib.sha256(store.read_image(image_id).data).hexdigest()
                     if digest != store._entry(image_id)["sha256"]:

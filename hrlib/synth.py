@@ -17,6 +17,7 @@ px, full 512 px; documents 64 / 256 px high). Which augmentation each task toler
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +147,8 @@ def ndvi(image: np.ndarray, red: int = 2, nir: int = 3) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or not np.issubdtype(image.dtype, np.number):
         raise ValueError(f"image must be an HxWxC numeric array of bands, got {getattr(image, 'dtype', type(image))} "
                          f"with shape {getattr(image, 'shape', None)}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError("image must hold finite reflectances, got NaN or inf")
     for name, band in (("red", red), ("nir", nir)):
         if check_int(name, band, 0) >= image.shape[2]:
             raise ValueError(f"{name} must be a band index < {image.shape[2]} (the image's bands), got {band}")
@@ -355,11 +358,14 @@ class SynthDataset(Dataset):
         self.kind, (self._make, self.class_names) = kind, _KINDS[kind]
         self.n, self.seed = check_int("n", n, 1), check_int("seed", seed, 0)
         self.size = None if size is None else check_int("size", size, _MIN_SIZE)
-        if channels not in (None, 1, 3) or (channels is not None and kind == "multispectral"):
+        if (channels is not None and (isinstance(channels, bool) or not isinstance(channels, int | np.integer))) or \
+                channels not in (None, 1, 3) or (channels is not None and kind == "multispectral"):
             raise ValueError(f"channels must be None, 1 or 3 (1 and 3 for grayscale kinds only), got {channels!r} "
                              f"for kind {kind!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be a callable image -> anything or None, got {type(transform).__name__}")
+        if not isinstance(in_memory, bool):
+            raise TypeError(f"in_memory must be True or False, got {type(in_memory).__name__} {in_memory!r}")
         self.channels, self.transform, self.kwargs = channels, transform, kwargs
         self._memory: dict[int, Sample] | None = {} if in_memory else None
         self._make(_MIN_SIZE, label=0, seed=0, **kwargs)  # validate the keyword arguments now, not in a worker
@@ -372,10 +378,18 @@ class SynthDataset(Dataset):
         return self.n
 
     def item_seed(self, i: int) -> int:
+        """The generator seed of item ``i`` (>= 0), derived from ``(seed, i)``."""
+        i = check_int("i", i, 0)
         return int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0])
 
     def sample(self, i: int) -> Sample:
         """The full :class:`Sample` (mask and meta too) of item ``i``."""
+        try:
+            if isinstance(i, bool):
+                raise TypeError
+            i = operator.index(i)
+        except TypeError:
+            raise TypeError(f"i must be an int index, got {type(i).__name__} {i!r}") from None
         if not -self.n <= i < self.n:
             raise IndexError(f"index {i} out of range for a dataset of {self.n} samples")
         i %= self.n

@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,8 +25,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from hrlib._checks import check_bool as _check_bool
 from hrlib._checks import check_float, check_int
-from hrlib.config import get_device, seed_everything
+from hrlib.config import _check_device, seed_everything
 from hrlib.models import count_cost
 
 __all__ = ["Callback", "EvalResult", "History", "Schedule", "TrainState", "evaluate", "fit"]
@@ -74,6 +75,12 @@ def _seed_worker(worker_id: int) -> None:
         _seed_transform(getattr(info.dataset, "transform", None), torch.initial_seed() % 2**32)
 
 
+def _check_path(path: object) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
+    return Path(path)
+
+
 class History:
     """Per-epoch rows of a :func:`fit` run, as dicts with keys :attr:`KEYS`.
 
@@ -88,6 +95,9 @@ class History:
             "seconds", "train_macs", "samples")
 
     def __init__(self, rows: Sequence[dict[str, Any]] = ()) -> None:
+        if isinstance(rows, str | Mapping) or not isinstance(rows, Sequence) or not all(
+                isinstance(r, Mapping) for r in rows):
+            raise TypeError(f"rows must be a sequence of dicts (one per epoch), got {rows!r:.80}")
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
 
     def __len__(self) -> int:
@@ -119,7 +129,9 @@ class History:
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write the rows as JSON (NaN as ``null``) atomically: a temp file, then ``os.replace``. Returns the path."""
-        path = Path(path)
+        path = _check_path(path)
+        if path.is_dir() or not path.parent.is_dir():
+            raise FileNotFoundError(f"path must be a file in an existing folder, got {str(path)!r}")
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in self.rows]
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -134,7 +146,15 @@ class History:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> History:
         """Read a history written by :meth:`to_json`."""
-        rows = json.loads(Path(path).read_text())["rows"]
+        path = _check_path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"path must be an existing history JSON file, got {str(path)!r}")
+        try:
+            rows = json.loads(path.read_text())["rows"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise TypeError(f"rows is a {type(rows).__name__}")
+        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            raise ValueError(f"path {path} must hold a history written by History.to_json ({e!r:.200})") from e
         return cls([{k: math.nan if v is None else v for k, v in r.items()} for r in rows])
 
 
@@ -192,6 +212,9 @@ class EvalResult:
 
 
 def _check_dataset(name: str, dataset: object) -> Dataset:
+    if isinstance(dataset, str | bytes | Mapping | np.ndarray | torch.Tensor):
+        raise TypeError(f"{name} must be a map-style Dataset of (image, label, ...) items, got "
+                        f"{type(dataset).__name__}")
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__") or len(dataset) < 1:  # type: ignore
         raise ValueError(f"{name} must be a non-empty map-style Dataset of (image, label, ...), got "
                          f"{type(dataset).__name__} of length {len(dataset) if hasattr(dataset, '__len__') else '?'}")
@@ -214,10 +237,12 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: Transform, *, batch_
     if not callable(transform):
         raise TypeError(f"transform must be callable as transform(image=...), got {type(transform).__name__}")
     batch_size, num_workers = check_int("batch_size", batch_size), check_int("num_workers", num_workers, 0)
+    if num_classes is not None:
+        check_int("num_classes", num_classes)
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     else:
-        device = device if isinstance(device, torch.device) else get_device(device)
+        device = _check_device("device", device)
         model.to(device)
     # its own generator: creating a loader iterator draws a seed, which must not shift the global RNG that
     # training uses (otherwise evaluating more or less often would change the training run)
@@ -280,6 +305,8 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
         raise TypeError(f"schedule must have {', '.join(_SCHEDULE_MEMBERS)}; {type(schedule).__name__} lacks "
                         f"{', '.join(missing)}")
     num_epochs = check_int("schedule.num_epochs", schedule.num_epochs)
+    if val_transform is not None and not callable(val_transform):
+        raise TypeError(f"val_transform must be a callable transform or None, got {type(val_transform).__name__}")
     if val_set is not None:
         val_set = _check_dataset("val_set", val_set)
         if not callable(val_transform):
@@ -292,6 +319,10 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+    amp, progress, count_macs = _check_bool("amp", amp), _check_bool("progress", progress), \
+        _check_bool("count_macs", count_macs)
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence):
+        raise TypeError(f"callbacks must be a sequence (list) of hrlib.train.Callback, got {type(callbacks).__name__}")
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks[{i}] must be a hrlib.train.Callback, got {type(cb).__name__}")
@@ -299,7 +330,7 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
         raise TypeError(f"batch_transform must be a callable (x, y) -> (x, y) or None, "
                         f"got {type(batch_transform).__name__}")
 
-    device = device if isinstance(device, torch.device) else get_device(device)
+    device = _check_device("device", device)
     seed_everything(seed)
     model.to(device)
     opt = optimizer or torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -15,7 +15,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from hrlib._checks import check_float, check_int
 from hrlib.data import downscale
+
+__all__ = ["compare_resolutions", "crop_box", "draw_boxes", "format_table", "mean_spread", "resolution_slider",
+           "show_images"]
 
 
 def _check_image(name: str, image: object) -> np.ndarray:
@@ -23,7 +27,37 @@ def _check_image(name: str, image: object) -> np.ndarray:
                                                                           (1, 3, 4)):
         raise ValueError(f"{name} must be an HxW or HxWxC (C in 1, 3, 4) numpy array, got "
                          f"{type(image).__name__} with shape {getattr(image, 'shape', None)}")
+    if image.size == 0 or image.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a non-empty numeric image, got dtype {image.dtype} with shape {image.shape}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError(f"{name} must hold finite values, got NaN or inf")
     return image
+
+
+def _check_box(name: str, box: object) -> tuple[float, float, float, float]:
+    if isinstance(box, str | bytes) or not isinstance(box, Sequence | np.ndarray) or len(box) != 4:
+        raise ValueError(f"{name} must be (x0, y0, x1, y1), got {box!r}")
+    return tuple(check_float(f"{name}[{i}]", v, hint="px") for i, v in enumerate(box))  # type: ignore[return-value]
+
+
+def _check_format(name: str, fmt: object) -> str:
+    try:
+        format(1.5, fmt)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a float format spec such as '.3g' or '.2f', got {fmt!r}") from exc
+    return fmt  # type: ignore[return-value]
+
+
+def _check_sequence(name: str, value: object, what: str) -> None:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.60}")
+
+
+def _check_factors(factors: object) -> list[int]:
+    _check_sequence("factors", factors, "a non-empty sequence of integer downsampling factors >= 1")
+    if len(factors) == 0:  # type: ignore[arg-type]
+        raise ValueError("factors must contain at least one factor")
+    return [check_int(f"factors[{i}]", f) for i, f in enumerate(factors)]  # type: ignore[arg-type]
 
 
 def crop_box(image: np.ndarray, box: Sequence[float], pad: float = 0.0) -> np.ndarray:
@@ -32,10 +66,9 @@ def crop_box(image: np.ndarray, box: Sequence[float], pad: float = 0.0) -> np.nd
     The region is clipped to the image and always keeps at least one pixel.
     """
     _check_image("image", image)
-    if len(box) != 4:
-        raise ValueError(f"box must be (x0, y0, x1, y1), got {box!r}")
+    x0, y0, x1, y1 = _check_box("box", box)
+    pad = check_float("pad", pad, 0.0, hint="fraction of the box size per side")
     h, w = image.shape[:2]
-    x0, y0, x1, y1 = (float(v) for v in box)
     gx, gy = (x1 - x0) * pad, (y1 - y0) * pad
     c0, r0 = min(w - 1, max(0, int(x0 - gx))), min(h - 1, max(0, int(y0 - gy)))
     c1, r1 = max(c0 + 1, min(w, int(np.ceil(x1 + gx)))), max(r0 + 1, min(h, int(np.ceil(y1 + gy))))
@@ -47,7 +80,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], float
     def cell(v: object) -> str:
         return format(v, floatfmt) if isinstance(v, float | np.floating) else str(v)
 
+    _check_sequence("headers", headers, "a sequence of column names")
+    _check_sequence("rows", rows, "a sequence of rows (sequences of cells)")
+    floatfmt = _check_format("floatfmt", floatfmt)
+    headers = [str(h) for h in headers]
     for i, row in enumerate(rows):
+        _check_sequence(f"rows[{i}]", row, "a sequence of cells")
         if len(row) != len(headers):
             raise ValueError(f"rows[{i}] has {len(row)} cells, expected {len(headers)} (one per header)")
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -57,7 +95,13 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], float
 
 def mean_spread(values: Sequence[float], fmt: str = ".2f") -> str:
     """``"mean ± std"`` of ``values`` (population std; several seeds' results), e.g. ``"0.91 ± 0.02"``."""
-    arr = np.asarray(values, dtype=float)
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"values must be a sequence of numbers, got {values!r:.60}") from exc
+    fmt = _check_format("fmt", fmt)
+    if arr.ndim != 1:
+        raise ValueError(f"values must be a 1-D sequence of numbers, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError("values must contain at least one number")
     return f"{format(arr.mean(), fmt)} ± {format(arr.std(), fmt)}"
@@ -66,7 +110,22 @@ def mean_spread(values: Sequence[float], fmt: str = ".2f") -> str:
 def draw_boxes(ax: Axes, boxes: np.ndarray, color: str = "lime", label: str | None = None,
                linewidth: float = 1.5) -> None:
     """Draw ``x0, y0, x1, y1`` pixel boxes on an axes that shows an image (pixel centres at integers)."""
-    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    if not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+    try:
+        arr = np.asarray(boxes, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"boxes must be an (N, 4) array of x0, y0, x1, y1 px, got {boxes!r:.60}") from exc
+    if arr.size % 4 or arr.ndim > 2 or (arr.ndim == 2 and arr.shape[1] != 4) or not np.isfinite(arr).all():
+        raise ValueError(f"boxes must be an (N, 4) array of finite x0, y0, x1, y1 px, got shape {arr.shape}")
+    boxes = arr.reshape(-1, 4)
+    linewidth = check_float("linewidth", linewidth, 0.0, hint="points")
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label must be a str or None, got {type(label).__name__}")
+    from matplotlib.colors import is_color_like
+
+    if not is_color_like(color):
+        raise ValueError(f"color must be a matplotlib colour, got {color!r}")
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color,
                                linewidth=linewidth, label=label if i == 0 else None))
@@ -84,15 +143,27 @@ def show_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = Non
         boxes: optional (N, 4) pixel boxes per image (``None`` for none).
         size: inches per panel.
     """
+    _check_sequence("images", images, "a non-empty sequence of HxW or HxWxC arrays")
     if len(images) == 0:
         raise ValueError("images must contain at least one image")
     for i, im in enumerate(images):
         _check_image(f"images[{i}]", im)
+    if titles is not None:
+        _check_sequence("titles", titles, "a sequence of str (one per image) or None")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"titles must have one entry per image ({len(images)}), got {len(titles)}")
+    if boxes is not None:
+        _check_sequence("boxes", boxes, "a sequence of (N, 4) box arrays (or None), one per image, or None")
     if boxes is not None and len(boxes) != len(images):
         raise ValueError(f"boxes must have one entry per image ({len(images)}), got {len(boxes)}")
-    ncols = max(1, min(ncols, len(images)))
+    ncols = max(1, min(check_int("ncols", ncols), len(images)))
+    size = check_float("size", size, 0.0, low_open=True, hint="inches per panel")
+    if cmap not in plt.colormaps():
+        raise ValueError(f"cmap must be a matplotlib colormap name, got {cmap!r}")
+    from matplotlib.colors import is_color_like
+
+    if not is_color_like(box_color):
+        raise ValueError(f"box_color must be a matplotlib colour, got {box_color!r}")
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
                              squeeze=False)
@@ -126,8 +197,11 @@ def compare_resolutions(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8)
         box: optional ``x0, y0, x1, y1`` in full-resolution pixels to zoom on.
     """
     _check_image("image", image)
-    if not factors:
-        raise ValueError("factors must contain at least one factor")
+    factors = _check_factors(factors)
+    if box is not None:
+        _check_box("box", box)
+    pad = check_float("pad", pad, 0.0, hint="fraction of the box size per side")
+    size = check_float("size", size, 0.0, low_open=True, hint="inches per panel")
     fig, axes = plt.subplots(1, len(factors), figsize=(size * len(factors), size + 0.5), squeeze=False)
     for ax, f in zip(axes[0], factors, strict=True):
         small = downscale(image, int(f))
@@ -153,7 +227,12 @@ def resolution_slider(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), 
     side-by-side figure of :func:`compare_resolutions` instead, so an exported notebook still shows every step.
     """
     _check_image("image", image)
-    factors = [int(f) for f in factors]
+    factors = _check_factors(factors)
+    if box is not None:
+        _check_box("box", box)
+    pad = check_float("pad", pad, 0.0, hint="fraction of the box size per side")
+    if static is not None and not isinstance(static, bool):
+        raise TypeError(f"static must be True, False or None, got {type(static).__name__} {static!r}")
     if static is None:
         static = bool(os.environ.get("HRLIB_HEADLESS"))
     try:

@@ -3,8 +3,9 @@
 Submodules, one idea each:
 
 - ``hrlib.augment.local``: the high-resolution fine-tune stage (GridMask, non-overlapping CutOut, aspect-bounded
-  erasing), MixUp/CutMix for ``fit(batch_transform=...)``, label-aligned pipelines for boxes, masks and keypoints
-  and their measured coordinate precision (lesson 02);
+  erasing; ``GridMask``, ``Cutout`` and ``RandomErasing`` keep boxes aligned with the pixels left visible, which
+  albumentations' own hole transforms do not), MixUp/CutMix for ``fit(batch_transform=...)``, label-aligned
+  pipelines for boxes, masks and keypoints and their measured coordinate precision (lesson 02);
 - ``hrlib.augment.explore``: an ipywidgets explorer of augmentation strengths (a static figure when headless);
 - ``hrlib.augment.monitor``: a batch statistics monitor that flags over-blurring and normalization bugs;
 - ``hrlib.augment.stain``: HED stain jitter calibrated to the papers' units, and an implausible-colour measure;
@@ -16,7 +17,10 @@ The most used names are importable from here, e.g. ``from hrlib.augment import o
 """
 
 from hrlib.augment.local import (
+    Cutout,
+    GridMask,
     NonOverlappingCutout,
+    RandomErasing,
     aligned,
     alignment_error,
     mixing,
@@ -28,6 +32,6 @@ from hrlib.augment.presets import dataset_stats, letterbox, preset
 from hrlib.augment.spectral import band_noise
 from hrlib.augment.stain import HEDJitter, hed_jitter, od_residual
 
-__all__ = ["BatchStatsMonitor", "HEDJitter", "NonOverlappingCutout", "aligned", "alignment_error", "band_noise",
-           "dataset_stats", "hed_jitter", "letterbox", "mixing", "nonoverlapping_holes", "occlusion_policy",
-           "od_residual", "preset"]
+__all__ = ["BatchStatsMonitor", "Cutout", "GridMask", "HEDJitter", "NonOverlappingCutout", "RandomErasing", "aligned",
+           "alignment_error", "band_noise", "dataset_stats", "hed_jitter", "letterbox", "mixing",
+           "nonoverlapping_holes", "occlusion_policy", "od_residual", "preset"]

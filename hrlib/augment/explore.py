@@ -54,7 +54,7 @@ def strength_pipeline(strengths: Mapping[str, float], resolution: int, *, seed: 
     if s.get("rotate", 0) > 0:
         steps.append(A.Rotate(limit=s["rotate"], border_mode=cv2.BORDER_REFLECT_101, p=1.0))
     if s.get("elastic", 0) > 0:
-        steps.append(A.ElasticTransform(alpha=s["elastic"] * resolution / 256, sigma=8 * resolution / 256,
+        steps.append(A.ElasticTransform(alpha=s["elastic"] * resolution / 256, sigma=max(1.0, 8 * resolution / 256),
                                           border_mode=cv2.BORDER_REFLECT_101, p=1.0))
     if s.get("gridmask", 0) > 0:
         unit = (max(2, round(0.08 * resolution)), max(3, round(0.16 * resolution)))
@@ -72,13 +72,23 @@ def _check_image(image: object) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be an HxWx3 uint8 RGB array, got {getattr(image, 'dtype', type(image))} "
                          f"with shape {getattr(image, 'shape', None)}")
+    if min(image.shape[:2]) < 8:
+        raise ValueError(f"image must be at least 8 x 8 px, got shape {image.shape}")
     return image
+
+
+def _check_floats(name: str, values: object, low: float = -np.inf, *, low_open: bool = False) -> tuple[float, ...]:
+    """``values`` as a non-empty tuple of finite floats (> or >= ``low``), or raise naming ``name``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
+        raise TypeError(f"{name} must be a non-empty sequence of floats, got {type(values).__name__} {values!r:.60}")
+    return tuple(check_float(f"{name}[{i}]", v, low, low_open=low_open) for i, v in enumerate(values))
 
 
 def strength_grid(image: np.ndarray, strengths: Mapping[str, float], *, n: int = 4, seed: int = 0,
                   size: float = 2.4) -> Figure:
     """``n`` draws of :func:`strength_pipeline` on ``image`` side by side (the first panel is the original)."""
     image, n = _check_image(image), check_int("n", n)
+    size = check_float("size", size, 0.0, low_open=True, hint="panel side in inches")
     t = strength_pipeline(strengths, min(image.shape[:2]), seed=seed)
     fig, axes = plt.subplots(1, n + 1, figsize=(size * (n + 1), size + 0.6), squeeze=False)
     for i, ax in enumerate(axes[0]):
@@ -95,7 +105,8 @@ def strength_sweep(image: np.ndarray, levels: Sequence[float] = (0.0, 0.5, 1.0),
                    size: float = 1.5) -> Figure:
     """The static view: one row per transform, one column per strength ``levels`` x its maximum (0-1)."""
     image = _check_image(image)
-    levels = [check_float(f"levels[{i}]", v, 0.0, 1.0) for i, v in enumerate(levels)]
+    levels = [check_float(f"levels[{i}]", v, 0.0, 1.0) for i, v in enumerate(_check_floats("levels", levels))]
+    size = check_float("size", size, 0.0, low_open=True, hint="panel side in inches")
     fig, axes = plt.subplots(len(STRENGTHS), len(levels), figsize=(size * len(levels), size * len(STRENGTHS) + 0.5),
                              squeeze=False)
     for row, (name, (unit, top, _)) in zip(axes, STRENGTHS.items(), strict=True):
@@ -116,7 +127,9 @@ def explorer(image: np.ndarray, *, n: int = 4, seed: int = 0, static: bool | Non
     """Sliders for the strengths in ``STRENGTHS`` above a grid of ``n`` augmented draws of ``image``; show it
     with ``display(...)``. Headless (``static=True``, ``HRLIB_HEADLESS`` set, or ipywidgets missing) it returns
     the static :func:`strength_sweep` figure instead, so an exported notebook still shows every strength."""
-    image = _check_image(image)
+    image, n, seed = _check_image(image), check_int("n", n), check_int("seed", seed, 0)
+    if static is not None and not isinstance(static, bool | np.bool_):
+        raise TypeError(f"static must be True, False or None, got {type(static).__name__} {static!r}")
     if static is None:
         static = bool(os.environ.get("HRLIB_HEADLESS"))
     try:
@@ -170,15 +183,29 @@ class PipelineSchedule:
     def __init__(self, steps: Sequence[A.BasicTransform], resolution: int, num_epochs: int, *,
                  mean: Sequence[float] = SLIDE_MEAN, std: Sequence[float] = SLIDE_STD) -> None:
         self.resolution, self.num_epochs = check_int("resolution", resolution), check_int("num_epochs", num_epochs)
+        if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
+            raise TypeError(f"steps must be a sequence of albumentations transforms, got {type(steps).__name__} "
+                            f"{steps!r:.60}")
+        for i, step in enumerate(steps):
+            if not isinstance(step, A.BasicTransform | A.BaseCompose):
+                raise TypeError(f"steps[{i}] must be an albumentations transform, got {type(step).__name__}")
+        mean, std = _check_floats("mean", mean), _check_floats("std", std, 0.0, low_open=True)
         self.transform = A.Compose([*steps, A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0),
                                     A.ToTensorV2()])
         self._stage = Stage("pipeline", self.resolution, self.num_epochs, "none")
 
     def stage_at(self, epoch: int) -> Stage:
+        """The one stage (``epoch``: 0-based, in ``[0, num_epochs)``)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer):
+            raise TypeError(f"epoch must be an int, got {type(epoch).__name__} {epoch!r}")
+        if not 0 <= epoch < self.num_epochs:
+            raise IndexError(f"epoch must be in [0, {self.num_epochs}) for this {self.num_epochs}-epoch "
+                             f"schedule, got {epoch}")
         return self._stage
 
     def resolution_at(self, epoch: int) -> int:
-        return self.resolution
+        return self.stage_at(epoch).resolution
 
     def train_transform(self, epoch: int) -> A.Compose:
+        self.stage_at(epoch)
         return self.transform

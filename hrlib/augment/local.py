@@ -2,9 +2,12 @@
 pipelines with a measured coordinate precision (C5). Lesson 02.
 
 Everything composes albumentations 2.0 and torchvision v2: :func:`occlusion_policy` is GridMask
-(``A.GridDropout``), several *non-overlapping* CutOut holes (:class:`NonOverlappingCutout`: ``A.CoarseDropout``
-places holes independently, so they may overlap) and aspect-ratio-bounded random erasing (``A.Erasing``); holes are
-filled with the slides' mean colour, so that Normalize maps them to about 0. :func:`mixing` returns torchvision's
+(:class:`GridMask`, an ``A.GridDropout``), several *non-overlapping* CutOut holes (:class:`NonOverlappingCutout`:
+``A.CoarseDropout`` places holes independently, so they may overlap) and aspect-ratio-bounded random erasing
+(:class:`RandomErasing`, an ``A.Erasing``); holes are filled with the slides' mean colour, so that Normalize maps
+them to about 0. These hole transforms shrink each box to the bounding box of its visible pixels (albumentations
+2.0's own rule truncates boxes to whole pixels first and can keep a box many pixels wider than what is left of its
+object, or drop one that is still visible). :func:`mixing` returns torchvision's
 MixUp/CutMix for ``hrlib.train.fit(batch_transform=...)``. :func:`aligned` builds a Compose that moves boxes, masks
 and keypoints with the pixels, and :func:`alignment_error` measures, in pixels, how far a transformed box lies from
 the box of the transformed mask (rotating a box can only enlarge it: see ``rotate_method``).
@@ -22,11 +25,12 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from hrlib._checks import check_bool as _check_flag
 from hrlib._checks import check_float, check_int
 from hrlib.data import SLIDE_MEAN
 
-__all__ = ["MIX_KINDS", "Alignment", "NonOverlappingCutout", "aligned", "alignment_error", "mean_fill", "mixing",
-           "nonoverlapping_holes", "occlusion_policy"]
+__all__ = ["MIX_KINDS", "Alignment", "Cutout", "GridMask", "NonOverlappingCutout", "RandomErasing", "aligned",
+           "alignment_error", "mean_fill", "mixing", "nonoverlapping_holes", "occlusion_policy"]
 
 MIX_KINDS: tuple[str, ...] = ("mixup", "cutmix", "both")
 Fill = float | tuple[float, ...]
@@ -34,6 +38,10 @@ Fill = float | tuple[float, ...]
 
 def mean_fill(mean: Sequence[float] = SLIDE_MEAN) -> tuple[int, ...]:
     """The 0-255 fill colour of a per-channel ``mean`` in 0-1 units: holes in it normalise to about 0."""
+    if isinstance(mean, str) or not isinstance(mean, Sequence) or len(mean) == 0 or not all(
+            isinstance(m, int | float | np.integer | np.floating) and not isinstance(m, bool) and 0 <= m <= 1
+            for m in mean):
+        raise ValueError(f"mean must be per-channel floats in [0, 1], got {mean!r}")
     return tuple(round(255 * float(m)) for m in mean)
 
 
@@ -66,8 +74,8 @@ def nonoverlapping_holes(height: int, width: int, num_holes: int, hole_size: tup
     h, w = _hole_px(hole_size, height, width)
     rows, cols = height // h, width // w
     if num_holes > rows * cols:
-        raise ValueError(f"num_holes={num_holes} non-overlapping {h}x{w} px holes cannot fit in a {height}x{width} "
-                         f"px image (at most {rows * cols}); use fewer or smaller holes")
+        raise ValueError(f"num_holes={num_holes} non-overlapping {h}x{w} px holes (hole_size={hole_size!r}) cannot "
+                         f"fit in a {height}x{width} px image (at most {rows * cols}); use fewer or smaller holes")
     holes = np.zeros((num_holes, 4), dtype=np.int64)
     for i in range(num_holes):
         for _ in range(max_tries):
@@ -84,7 +92,81 @@ def nonoverlapping_holes(height: int, width: int, num_holes: int, hole_size: tup
     return holes
 
 
-class NonOverlappingCutout(A.CoarseDropout):
+def _visible_boxes(boxes: np.ndarray, holes: np.ndarray, height: int, width: int, min_area: float = 0.0,
+                   min_visibility: float = 0.0) -> np.ndarray:
+    """Boxes (N, 4 + k) ``x0, y0, x1, y1`` px after filling ``holes`` (M, 4) px: each shrinks to its visible pixels.
+
+    A box *owns* the pixels it covers by more than half of their area (a box that covers no pixel by more than half
+    owns the pixels it touches). It is removed when every owned pixel lies under a hole, or when its visible area (the
+    covered area outside holes) is below ``min_area`` px or ``min_visibility`` of its area; otherwise each side
+    moves to the edge of the outermost visible owned pixel, and a side that no hole cuts keeps its exact value.
+    (albumentations 2.0 truncates the box to whole pixels first, so a box can keep a hidden row that it covers by
+    1 % and lose a visible one that it covers by 99 %, and every box is snapped whenever any hole is drawn.)
+    """
+    hidden = np.zeros((height, width), dtype=bool)
+    for x0, y0, x1, y1 in np.asarray(holes).reshape(-1, 4).astype(np.int64):
+        hidden[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+    kept = []
+    for box in boxes:
+        x0, y0, x1, y1 = (float(v) for v in box[:4])
+        c0, c1 = max(0, int(np.floor(x0))), min(width, int(np.ceil(x1)))
+        r0, r1 = max(0, int(np.floor(y0))), min(height, int(np.ceil(y1)))
+        if c1 <= c0 or r1 <= r0 or x1 <= x0 or y1 <= y0:  # no area: nothing of it can be visible
+            continue
+        cx = np.clip(np.minimum(np.arange(c0 + 1, c1 + 1), x1) - np.maximum(np.arange(c0, c1), x0), 0, 1)
+        cy = np.clip(np.minimum(np.arange(r0 + 1, r1 + 1), y1) - np.maximum(np.arange(r0, r1), y0), 0, 1)
+        cover, covered = np.outer(cy, cx), hidden[r0:r1, c0:c1]
+        area = float(cover[~covered].sum())
+        if area <= 0 or area < min_area or area < min_visibility * (x1 - x0) * (y1 - y0):
+            continue
+        owned = cover > 0.5 + 1e-4  # more than half; exactly half (up to float32 noise in the box) is not
+        owned = owned if owned.any() else cover > 0
+        seen = owned & ~covered
+        if not seen.any():
+            continue
+        oy, ox = np.flatnonzero(owned.any(axis=1)), np.flatnonzero(owned.any(axis=0))
+        sy, sx = np.flatnonzero(seen.any(axis=1)), np.flatnonzero(seen.any(axis=0))
+        out = np.array(box, dtype=np.float64)
+        out[0] = x0 if sx[0] == ox[0] else c0 + sx[0]
+        out[1] = y0 if sy[0] == oy[0] else r0 + sy[0]
+        out[2] = x1 if sx[-1] == ox[-1] else c0 + sx[-1] + 1
+        out[3] = y1 if sy[-1] == oy[-1] else r0 + sy[-1] + 1
+        kept.append(out)
+    return np.array(kept, dtype=boxes.dtype).reshape(-1, boxes.shape[1])
+
+
+class _VisibleBoxes:
+    """Mixin for albumentations' hole transforms: boxes shrink to their visible pixels (:func:`_visible_boxes`)."""
+
+    def apply_to_bboxes(self, bboxes: np.ndarray, holes: np.ndarray, **params: Any) -> np.ndarray:
+        processor = self.get_processor("bboxes")  # type: ignore[attr-defined]
+        if holes.size == 0 or processor is None or len(bboxes) == 0:
+            return bboxes
+        height, width = params["shape"][:2]
+        scale = np.array([width, height, width, height], dtype=np.float64)
+        px = np.array(bboxes, dtype=np.float64)
+        px[:, :4] *= scale
+        out = _visible_boxes(px, holes, height, width, processor.params.min_area, processor.params.min_visibility)
+        out[:, :4] /= scale
+        return out.astype(bboxes.dtype, copy=False)
+
+
+class GridMask(_VisibleBoxes, A.GridDropout):
+    """``A.GridDropout`` (GridMask: a regular grid of square holes) whose boxes shrink to their visible pixels. Same
+    arguments; see :func:`_visible_boxes` for how boxes follow the holes."""
+
+
+class Cutout(_VisibleBoxes, A.CoarseDropout):
+    """``A.CoarseDropout`` (CutOut: independently placed holes, which may overlap) whose boxes shrink to their
+    visible pixels. Same arguments."""
+
+
+class RandomErasing(_VisibleBoxes, A.Erasing):
+    """``A.Erasing`` (random erasing: one rectangle of bounded area and aspect ratio) whose boxes shrink to their
+    visible pixels. Same arguments."""
+
+
+class NonOverlappingCutout(Cutout):
     """CutOut with holes that never overlap and stay inside the image (``A.CoarseDropout`` does not promise either
     the first). Same arguments as ``A.CoarseDropout``; one hole size is drawn per call from ``hole_height_range`` and
     ``hole_width_range`` (px ints, or fractions of the side as floats in (0, 1]). Like ``A.CoarseDropout`` it is a
@@ -114,9 +196,9 @@ def occlusion_policy(resolution: int, *, gridmask: bool = True, cutout: bool = T
                      max_aspect: float = 2.0) -> list[A.BasicTransform]:
     """The high-resolution fine-tune stage's local occlusion (C2), for images of ``resolution`` px.
 
-    Each part runs with probability ``p``: GridMask (``A.GridDropout``, grid unit 8-16 % of the side, a square
+    Each part runs with probability ``p``: GridMask (:class:`GridMask`, grid unit 8-16 % of the side, a square
     of ``0.3 * strength`` of the unit dropped), CutOut (:class:`NonOverlappingCutout`, 2-6 holes of
-    ``(3-6 %) * strength`` of the side) and random erasing (``A.Erasing``, ``(2-10 %) * strength`` of the area,
+    ``(3-6 %) * strength`` of the side) and random erasing (:class:`RandomErasing`, ``(2-10 %) * strength`` of the area,
     aspect ratio within ``[1 / max_aspect, max_aspect]``). ``fill``: 0-255 colour, default the slides' mean
     (:func:`mean_fill`). ``strength`` in [0, 1]: 0 returns no transform (identity). Returns a list to put after
     the resize and before Normalize; no global geometry, so boxes and masks keep their place.
@@ -125,20 +207,22 @@ def occlusion_policy(resolution: int, *, gridmask: bool = True, cutout: bool = T
     strength = check_float("strength", strength, 0.0, 1.0)
     p = check_float("p", p, 0.0, 1.0)
     max_aspect = check_float("max_aspect", max_aspect, 1.0)
+    gridmask, cutout, erasing = (_check_flag(n, v) for n, v in (("gridmask", gridmask), ("cutout", cutout),
+                                                                ("erasing", erasing)))
     fill = mean_fill() if fill is None else _check_fill(fill)
     if strength == 0:
         return []
     steps: list[A.BasicTransform] = []
     if gridmask:
         unit = (max(2, round(0.08 * resolution)), max(3, round(0.16 * resolution)))
-        steps.append(A.GridDropout(ratio=0.3 * strength, unit_size_range=unit, random_offset=True, fill=fill, p=p))
+        steps.append(GridMask(ratio=0.3 * strength, unit_size_range=unit, random_offset=True, fill=fill, p=p))
     if cutout:
         size = (0.03 * strength, 0.06 * strength)
         steps.append(NonOverlappingCutout(num_holes_range=(2, 6), hole_height_range=size, hole_width_range=size,
                                           fill=fill, p=p))
     if erasing:
-        steps.append(A.Erasing(scale=(0.02 * strength, 0.1 * strength), ratio=(1 / max_aspect, max_aspect),
-                               fill=fill, p=p))
+        steps.append(RandomErasing(scale=(0.02 * strength, 0.1 * strength), ratio=(1 / max_aspect, max_aspect),
+                                   fill=fill, p=p))
     return steps
 
 
@@ -194,6 +278,8 @@ def aligned(transforms: Sequence[A.BasicTransform], *, boxes: bool = True, masks
         if not isinstance(t, A.BasicTransform | A.BaseCompose):
             raise TypeError(f"transforms[{i}] must be an albumentations transform, got {type(t).__name__}")
     seed = None if seed is None else check_int("seed", seed, 0)
+    boxes, masks, keypoints = (_check_flag(n, v) for n, v in (("boxes", boxes), ("masks", masks),
+                                                             ("keypoints", keypoints)))
     transforms = list(transforms) or [A.NoOp()]  # an empty Compose warns that no transform uses the boxes
     bbox_params = A.BboxParams(format="pascal_voc", label_fields=["box_labels"], min_visibility=0.0,
                                clip=True) if boxes else None
@@ -232,6 +318,8 @@ def _mask_box(m: np.ndarray) -> np.ndarray | None:
 def _object_masks(name: str, mask: object, boxes: np.ndarray, height: int, width: int) -> list[np.ndarray]:
     """One uint8 mask per box: ``mask`` (N, H, W) as is, or an (H, W) mask cut to each box grown by 1 px."""
     arr = np.asarray(mask)
+    if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
+        raise ValueError(f"{name} must be a finite bool or numeric mask, got {arr.dtype} with shape {arr.shape}")
     if arr.shape == (len(boxes), height, width):
         return [m.astype(np.uint8) for m in arr]
     if arr.shape != (height, width):
@@ -258,9 +346,16 @@ def alignment_error(image_size: int | tuple[int, int], boxes: np.ndarray, mask: 
     give 0 for objects whose mask fills its box; warps add interpolation error (about a pixel), and rotating a
     box by ``rotate_method="largest_box"`` encloses the rotated box, which is larger than the rotated object.
     """
-    height, width = (image_size, image_size) if isinstance(image_size, int | np.integer) else tuple(image_size)
-    height, width = check_int("image_size height", height), check_int("image_size width", width)
-    boxes = np.asarray(boxes, dtype=np.float64)
+    if isinstance(image_size, int | np.integer) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    if not (isinstance(image_size, Sequence | np.ndarray) and not isinstance(image_size, str) and len(image_size) == 2):
+        raise TypeError(f"image_size must be an int or (height, width), got {type(image_size).__name__} "
+                        f"{image_size!r}")
+    height, width = check_int("image_size height", image_size[0]), check_int("image_size width", image_size[1])
+    try:
+        boxes = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        boxes = np.full((0,), np.nan)  # rejected below
     if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0 or not np.isfinite(boxes).all():
         raise ValueError(f"boxes must be a non-empty finite (N, 4) array of x0, y0, x1, y1 px, got shape {boxes.shape}")
     repeats = check_int("repeats", repeats)

@@ -69,6 +69,8 @@ class BatchStatsMonitor(Callback):
         self.drop = check_float("drop", drop, 0.0, 1.0, low_open=True, high_open=True)
         self.rise = check_float("rise", rise, 1.0, low_open=True)
         self.shift = check_float("shift", shift, 0.0, low_open=True)
+        if not isinstance(warn, bool | np.bool_):
+            raise TypeError(f"warn must be True or False, got {type(warn).__name__} {warn!r}")
         self.warn = bool(warn)
         self.records: list[dict] = []
         self.flags: list[StatsFlag] = []
@@ -77,12 +79,14 @@ class BatchStatsMonitor(Callback):
         """Record batch ``x`` (NCHW float tensor) if ``step`` (>= 0) is a multiple of ``every``; return new flags."""
         step = check_int("step", step, 0)
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[2] < 2 or \
-                x.shape[3] < 2:
-            raise ValueError(f"x must be an NCHW float tensor with H, W >= 2, got {getattr(x, 'dtype', type(x))} "
-                             f"with shape {tuple(getattr(x, 'shape', ()))}")
+                x.shape[3] < 2 or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(f"x must be an NCHW float tensor with N, C >= 1 and H, W >= 2, got "
+                             f"{getattr(x, 'dtype', type(x))} with shape {tuple(getattr(x, 'shape', ()))}")
         if step % self.every:
             return []
         rec = {"step": step, "shape": tuple(x.shape[1:]), **batch_stats(x)}
+        if not all(np.isfinite(rec[k]).all() for k in ("mean", "std", "detail")):
+            raise ValueError(f"x must be finite, got NaN or inf in the batch at step {step}")
         past = [r for r in self.records if r["shape"] == rec["shape"]][-self.window:]
         self.records.append(rec)
         if len(past) < self.window:
@@ -114,7 +118,13 @@ class BatchStatsMonitor(Callback):
     def watch(self, loader: Iterable, start: int = 0) -> Iterator:
         """Yield ``loader``'s batches unchanged, observing each one's first element (or the batch itself if it is a
         tensor) with steps ``start, start + 1, ...``."""
-        for step, batch in enumerate(loader, start=check_int("start", start, 0)):
+        start = check_int("start", start, 0)
+        if not isinstance(loader, Iterable):
+            raise TypeError(f"loader must be an iterable of batches, got {type(loader).__name__} {loader!r:.60}")
+        return self._watch(loader, start)
+
+    def _watch(self, loader: Iterable, start: int) -> Iterator:
+        for step, batch in enumerate(loader, start=start):
             self.observe(step, batch if isinstance(batch, torch.Tensor) else batch[0])
             yield batch
 
@@ -128,7 +138,10 @@ class BatchStatsMonitor(Callback):
         if ax is None:
             fig, axes = plt.subplots(3, 1, figsize=(7, 6), sharex=True, constrained_layout=True)
         else:
-            axes = [ax] if isinstance(ax, Axes) else list(ax)
+            axes = [ax] if isinstance(ax, Axes) else list(ax) if isinstance(ax, Sequence | np.ndarray) else []
+            if not axes or not all(isinstance(a, Axes) for a in axes):
+                raise TypeError(f"ax must be a matplotlib Axes, a non-empty sequence of them, or None, got "
+                                f"{type(ax).__name__} {ax!r:.60}")
             fig = axes[0].figure
         steps = [r["step"] for r in self.records]
         flagged = sorted({f.step for f in self.flags})

@@ -61,11 +61,13 @@ def dataset_stats(images: Iterable[np.ndarray], max_value: float = 255.0) -> tup
     length C (1 for HxW images), for ``preset(..., mean=, std=)`` or ``A.Normalize``.
     """
     max_value = check_float("max_value", max_value, 0.0, low_open=True)
+    if isinstance(images, str | bytes | np.ndarray) or not isinstance(images, Iterable):
+        raise TypeError(f"images must be an iterable of HxW or HxWxC arrays, got {type(images).__name__}")
     total, total_sq, count, channels = 0.0, 0.0, 0, None
     for i, image in enumerate(images):
-        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
-            raise ValueError(f"images[{i}] must be an HxW or HxWxC array, got {type(image).__name__} with shape "
-                             f"{getattr(image, 'shape', None)}")
+        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.dtype.kind not in "biuf":
+            raise ValueError(f"images[{i}] must be an HxW or HxWxC numeric array, got {type(image).__name__} with "
+                             f"dtype {getattr(image, 'dtype', None)} and shape {getattr(image, 'shape', None)}")
         x = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float64) / max_value
         if channels is not None and x.shape[1] != channels:
             raise ValueError(f"images[{i}] must have {channels} channels like images[0], got {x.shape[1]}")
@@ -73,13 +75,27 @@ def dataset_stats(images: Iterable[np.ndarray], max_value: float = 255.0) -> tup
         total, total_sq, count = total + x.sum(0), total_sq + (x**2).sum(0), count + len(x)
     if count == 0:
         raise ValueError("images must contain at least one non-empty image, got none")
+    if not (np.isfinite(total).all() and np.isfinite(total_sq).all()):
+        raise ValueError("images must hold finite pixel values, got NaN or inf")
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     return tuple(float(v) for v in mean), tuple(float(max(v, 1e-6)) for v in std)
 
 
 def _fill(fill: float | Sequence[float]) -> float | tuple[float, ...]:
-    return float(fill) if np.ndim(fill) == 0 else tuple(float(v) for v in fill)  # type: ignore[union-attr]
+    """``fill`` as a finite float or a non-empty tuple of them (one per channel), or raise naming ``fill``."""
+    if isinstance(fill, Sequence | np.ndarray) and not isinstance(fill, str | bytes):
+        if len(fill) == 0:
+            raise ValueError("fill must be a number or one number per channel, got an empty sequence")
+        return tuple(check_float(f"fill[{i}]", v, hint="grey levels") for i, v in enumerate(fill))
+    return check_float("fill", fill, hint="grey levels")
+
+
+def _check_floats(name: str, values: object, low: float = -np.inf, *, low_open: bool = False) -> tuple[float, ...]:
+    """``values`` as a non-empty tuple of finite floats (> or >= ``low``), or raise naming ``name``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
+        raise TypeError(f"{name} must be a non-empty sequence of floats, got {type(values).__name__} {values!r:.60}")
+    return tuple(check_float(f"{name}[{i}]", v, low, low_open=low_open) for i, v in enumerate(values))
 
 
 def resize_steps(size: int, resize: str = "letterbox", fill: float | Sequence[float] = 0) -> list[A.BasicTransform]:
@@ -92,10 +108,11 @@ def resize_steps(size: int, resize: str = "letterbox", fill: float | Sequence[fl
     size = check_int("size", size)
     if resize not in RESIZES:
         raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
+    fill = _fill(fill)
     if resize == "plain":
         return [A.Resize(size, size, interpolation=cv2.INTER_LINEAR, area_for_downscale="image")]
     return [A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_LINEAR, area_for_downscale="image"),
-            A.PadIfNeeded(size, size, position="center", border_mode=cv2.BORDER_CONSTANT, fill=_fill(fill))]
+            A.PadIfNeeded(size, size, position="center", border_mode=cv2.BORDER_CONSTANT, fill=fill)]
 
 
 def letterbox(image: np.ndarray, size: int, fill: float | Sequence[float] = 0) -> np.ndarray:
@@ -104,6 +121,11 @@ def letterbox(image: np.ndarray, size: int, fill: float | Sequence[float] = 0) -
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
         raise ValueError(f"image must be an HxW or HxWxC numpy array, got {type(image).__name__} with shape "
                          f"{getattr(image, 'shape', None)}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError("image must hold finite values, got NaN or inf")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if isinstance(_fill(fill), tuple) and len(_fill(fill)) not in (1, channels):
+        raise ValueError(f"fill must be one value or one per channel ({channels}), got {fill!r}")
     return A.Compose(resize_steps(size, "letterbox", fill))(image=image)["image"]
 
 
@@ -154,6 +176,11 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
     rotation_limit = check_float("rotation_limit", rotation_limit, 0.0, 45.0, hint="degrees; 'free' is any angle")
     brightness_contrast = check_float("brightness_contrast", brightness_contrast, 0.0, 1.0)
     fill = float(d_fill if fill is None else check_float("fill", fill, 0.0, 255.0))
+    hed_strength = check_float("hed_strength", hed_strength, 0.0, hint="HED jitter sigma = bias, papers' units")
+    if not isinstance(train, bool | np.bool_):
+        raise TypeError(f"train must be True or False, got {type(train).__name__} {train!r}")
+    seed = None if seed is None else check_int("seed", seed, 0)
+    mean, std = _check_floats("mean", mean), _check_floats("std", std)
     if len(mean) != len(std) or min(std) <= 0:
         raise ValueError(f"mean and std must have one value per channel and std > 0, got {mean!r} and {std!r}")
     steps = resize_steps(resolution, resize, fill)
@@ -184,9 +211,13 @@ class FixedPolicy:
         if not callable(transform):
             raise TypeError(f"transform must be callable as transform(image=...), got {type(transform).__name__}")
         self.transform, self.resolution = transform, check_int("resolution", resolution)
-        self.num_epochs, self.name = check_int("num_epochs", num_epochs), str(name)
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str (the stage's label), got {type(name).__name__} {name!r}")
+        self.num_epochs, self.name = check_int("num_epochs", num_epochs), name
 
     def stage_at(self, epoch: int) -> _Stage:
+        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer):
+            raise TypeError(f"epoch must be an int, got {type(epoch).__name__} {epoch!r}")
         if not 0 <= epoch < self.num_epochs:
             raise IndexError(f"epoch must be in [0, {self.num_epochs}), got {epoch}")
         return _Stage(self.name, self.resolution)
@@ -213,6 +244,22 @@ def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compos
     from hrlib.models import DSConvNet
     from hrlib.train import evaluate, fit
 
+    for name, data in (("train_set", train_set), ("val_set", val_set)):
+        if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, str | bytes):
+            raise TypeError(f"{name} must be a map-style Dataset of (image, label, ...) items, got "
+                            f"{type(data).__name__}")
+        if len(data) == 0:
+            raise ValueError(f"{name} must not be empty")
+        first = data[0]
+        if not isinstance(first, tuple | list) or len(first) < 2 or not isinstance(first[0], np.ndarray):
+            raise TypeError(f"{name} must yield (image, label, ...) items with an HxW(xC) image array, got item 0 "
+                            f"of type {type(first).__name__}")
+    for name, t in (("transform", transform), ("val_transform", val_transform)):
+        if not callable(t):
+            raise TypeError(f"{name} must be callable as {name}(image=...), got {type(t).__name__}")
+    check_int("num_classes", num_classes, 2)
+    check_int("in_channels", in_channels)
+    check_int("seed", seed, 0)
     seed_everything(seed)
     model = DSConvNet(num_classes, in_channels, widths)
     fit(model, train_set, FixedPolicy(transform, resolution, num_epochs), lr=lr, batch_size=batch_size, seed=seed,

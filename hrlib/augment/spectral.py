@@ -30,11 +30,16 @@ NOISE_MODES: tuple[str, ...] = ("independent", "shared", "multiplicative")
 
 
 def check_bands(image: object, bands: int | None = None, name: str = "image") -> np.ndarray:
-    """Return ``image`` if it is an HxWxB array (B = ``bands`` when given); else raise ``ValueError`` naming it."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or not (
+    """Return ``image`` if it is a non-empty HxWxB array, finite if float (B = ``bands`` when given); else raise
+    ``ValueError`` naming it (``name``: the argument's name in the message)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the argument's name), got {type(name).__name__} {name!r}")
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.size == 0 or not (
             np.issubdtype(image.dtype, np.floating) or image.dtype == np.uint8):
-        raise ValueError(f"{name} must be an HxWxB float or uint8 array (B bands last), got "
+        raise ValueError(f"{name} must be an HxWxB float or uint8 array (B >= 1 bands last, non-empty), got "
                          f"{getattr(image, 'dtype', type(image).__name__)} with shape {getattr(image, 'shape', None)}")
+    if image.dtype != np.uint8 and not np.isfinite(image).all():
+        raise ValueError(f"{name} must hold finite values, got NaN or inf")
     if bands is not None and image.shape[2] != check_int("bands", bands):
         raise ValueError(f"{name} must have bands={bands} channels (the declared band count), got "
                          f"{image.shape[2]} channels in shape {image.shape}")
@@ -68,6 +73,10 @@ def band_noise(image: np.ndarray, sigma: float, *, mode: str = "shared", rng: np
     if scale is not None and (mode != "shared" or np.shape(scale) != (b,)):
         raise ValueError(f"scale must be None or {b} floats (one per band), and only with mode='shared'; got "
                          f"{scale!r} with mode={mode!r}")
+    if scale is not None:
+        scale = [check_float(f"scale[{i}]", v) for i, v in enumerate(np.asarray(scale).tolist())]
+    if not isinstance(clip, bool | np.bool_):
+        raise TypeError(f"clip must be True or False, got {type(clip).__name__} {clip!r}")
     x = image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
     if mode == "independent":
         out = x + sigma * rng.standard_normal((h, w, b))
@@ -88,8 +97,9 @@ def normalized_difference(image: np.ndarray, a: int = 3, b: int = 2, eps: float 
     (bands ``BAND_NAMES = (blue, green, red, nir)`` of ``hrlib.synth``). ``eps`` guards a zero denominator."""
     image = check_bands(image)
     for name, i in (("a", a), ("b", b)):
-        if not (isinstance(i, int) and -image.shape[2] <= i < image.shape[2]):
+        if isinstance(i, bool) or not (isinstance(i, int | np.integer) and -image.shape[2] <= i < image.shape[2]):
             raise ValueError(f"{name} must be a band index in [0, {image.shape[2]}), got {i!r}")
+    eps = check_float("eps", eps, 0.0, low_open=True, hint="guards a zero denominator")
     x = image.astype(np.float64)
     return (x[..., a] - x[..., b]) / np.maximum(x[..., a] + x[..., b], eps)
 

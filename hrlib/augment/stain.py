@@ -45,7 +45,8 @@ import albumentations as A
 import numpy as np
 from skimage.color import hed2rgb, hed_from_rgb, rgb_from_hed
 
-from hrlib._checks import check_float
+from hrlib._checks import check_bool as _check_bool
+from hrlib._checks import check_float, check_int
 
 __all__ = ["CALIBRATION_ROWS", "SKIMAGE_PER_PAPER", "STAIN_NAMES", "HEDJitter", "calibration_table", "check_rgb",
            "hed_adjust", "hed_jitter", "od_residual", "od_residual_map", "paper_hed_jitter"]
@@ -57,8 +58,11 @@ _EPS = 1e-6  # skimage's floor on I / 255 before the log
 
 
 def check_rgb(image: object, name: str = "image") -> np.ndarray:
-    """Return ``image`` if it is an HxWx3 uint8 RGB array; else raise ``ValueError`` naming ``name``."""
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+    """Return ``image`` if it is a non-empty HxWx3 uint8 RGB array; else raise ``ValueError`` naming ``name``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the argument's name), got {type(name).__name__} {name!r}")
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+            and image.size > 0):
         raise ValueError(f"{name} must be an HxWx3 RGB uint8 array (stain unmixing needs the three colour channels), "
                          f"got {getattr(image, 'dtype', type(image).__name__)} with shape "
                          f"{getattr(image, 'shape', None)}")
@@ -74,6 +78,10 @@ def _check_triple(name: str, value: object) -> np.ndarray:
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != 3) or not np.isfinite(arr).all():
         raise ValueError(f"{name} must be a finite float or 3 finite floats (H, E, DAB), got {value!r}")
     return np.broadcast_to(arr, (3,)).copy()
+
+
+def _check_background(background: object) -> float:
+    return check_float("background", background, 0.0, low_open=True, hint="I0, the light level in grey levels")
 
 
 def hed_adjust(image: np.ndarray, alpha: float | Sequence[float], beta: float | Sequence[float], *,
@@ -96,6 +104,7 @@ def hed_adjust(image: np.ndarray, alpha: float | Sequence[float], beta: float | 
     if units not in _UNITS:
         raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
     alpha, beta = _check_triple("alpha", alpha), _check_triple("beta", beta)
+    nonnegative = _check_bool("nonnegative", nonnegative)
     if units == "paper":
         beta = beta / SKIMAGE_PER_PAPER
     rgb = np.maximum(image.astype(np.float64) / 255.0, _EPS)
@@ -130,6 +139,10 @@ def hed_jitter(image: np.ndarray, sigma: float = 0.05, bias: float = 0.05, *, rn
     bias = check_float("bias", bias, 0.0, hint="concentration shift half-range per stain")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rgb(image)
+    if units not in _UNITS:
+        raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
+    nonnegative = _check_bool("nonnegative", nonnegative)
     alpha, beta = _draw(sigma, bias, rng)
     return hed_adjust(image, alpha, beta, units=units, nonnegative=nonnegative)
 
@@ -140,6 +153,8 @@ def paper_hed_jitter(image: np.ndarray, alpha: Sequence[float], beta: Sequence[f
     ``c = OD @ pinv(S)`` with the unit-length Ruifrok stain vectors ``S`` (rows H, E, DAB), ``c' = alpha * c + beta``,
     ``I = I0 * 10 ** -(c' @ S)``. ``background``: ``I0`` in grey levels. Returns HxWx3 uint8."""
     image = check_rgb(image)
+    alpha, beta = _check_triple("alpha", alpha), _check_triple("beta", beta)
+    background = _check_background(background)
     stains = rgb_from_hed / np.linalg.norm(rgb_from_hed, axis=1, keepdims=True)
     od = -np.log10(np.maximum(image.astype(np.float64), 1.0) / background)
     conc = od @ np.linalg.pinv(stains)
@@ -160,9 +175,9 @@ class HEDJitter(A.ImageOnlyTransform):
         self.bias = check_float("bias", bias, 0.0)
         if units not in _UNITS:
             raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
-        self.units, self.nonnegative = units, bool(nonnegative)
+        self.units, self.nonnegative = units, _check_bool("nonnegative", nonnegative)
         if seed is not None:
-            self.set_random_seed(seed)
+            self.set_random_seed(check_int("seed", seed, 0))
 
     def get_params(self) -> dict[str, Any]:
         alpha, beta = _draw(self.sigma, self.bias, self.random_generator)
@@ -192,7 +207,7 @@ def od_residual_map(image: np.ndarray, stains: str = "HED", background: float = 
     feasible least-squares fit over subsets of the stain vectors). Returns two (H, W) float arrays: residual, |OD|.
     """
     image = check_rgb(image)
-    basis = _basis(stains)
+    basis, background = _basis(stains), _check_background(background)
     od = -np.log10(np.maximum(image.reshape(-1, 3).astype(np.float64), 1.0) / background)
     norm = np.linalg.norm(od, axis=1)
     best = norm.copy()  # the empty subset: the whole OD is off the cone
@@ -235,12 +250,17 @@ def calibration_table(images: Sequence[np.ndarray], strengths: Sequence[float] =
     with its shift range ``sigma`` ("A.HEStain") or ``sigma * ln 10`` ("A.HEStain ln10", the papers' log10 units).
     Returns ``{row in CALIBRATION_ROWS: {strength: mean change}}``.
     """
+    if isinstance(images, str | bytes | np.ndarray) or not isinstance(images, Sequence):
+        raise TypeError(f"images must be a sequence of HxWx3 uint8 arrays, got {type(images).__name__}")
     images = [check_rgb(im, f"images[{i}]") for i, im in enumerate(images)]
-    if not images or draws < 1:
-        raise ValueError(f"images must be non-empty and draws >= 1, got {len(images)} images and draws={draws}")
+    if not images:
+        raise ValueError("images must be a non-empty sequence, got 0 images")
+    draws, seed = check_int("draws", draws), check_int("seed", seed, 0)
+    if isinstance(strengths, str | bytes) or not isinstance(strengths, Sequence | np.ndarray) or not len(strengths):
+        raise TypeError(f"strengths must be a non-empty sequence of floats in [0, 1), got {strengths!r:.60}")
+    strengths = [check_float(f"strengths[{i}]", s, 0.0, 1.0, high_open=True) for i, s in enumerate(strengths)]
     out: dict[str, dict[float, float]] = {row: {} for row in CALIBRATION_ROWS}
     for s in strengths:
-        s = check_float("strengths[i]", s, 0.0, 1.0, high_open=True)
         rng = np.random.default_rng(seed)
         changes: dict[str, list[float]] = {row: [] for row in CALIBRATION_ROWS}
         for im in images:

@@ -51,6 +51,39 @@ def _check_rgb(image: object, name: str = "image") -> np.ndarray:
     return image
 
 
+def _check_images(name: str, images: object) -> list[np.ndarray]:
+    """``images`` as a non-empty list of HxWx3 uint8 RGB arrays, or raise naming ``name`` (or ``name[i]``)."""
+    if isinstance(images, str | bytes | np.ndarray) or not isinstance(images, Sequence):
+        raise TypeError(f"{name} must be a non-empty sequence of HxWx3 uint8 RGB arrays, got {type(images).__name__}")
+    if len(images) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of HxWx3 uint8 RGB arrays, got an empty one")
+    return [_check_rgb(im, f"{name}[{i}]") for i, im in enumerate(images)]
+
+
+def _check_seed(seed: object) -> int | None:
+    return None if seed is None else check_int("seed", seed, 0)
+
+
+def _check_transforms(name: str, transforms: object) -> list[Any]:
+    if isinstance(transforms, str | bytes) or not isinstance(transforms, Sequence):
+        raise TypeError(f"{name} must be a sequence of albumentations transforms, got {type(transforms).__name__}")
+    for i, t in enumerate(transforms):
+        if not isinstance(t, A.BasicTransform | A.BaseCompose):
+            raise TypeError(f"{name}[{i}] must be an albumentations transform, got {type(t).__name__}")
+    return list(transforms)
+
+
+def _check_range(name: str, value: object, low: float, high: float) -> tuple[float, float]:
+    """A float or a ``(lo, hi)`` pair with ``low <= lo <= hi <= high``, or raise naming ``name``."""
+    pair = (value, value) if isinstance(value, int | float | np.number) and not isinstance(value, bool) else value
+    if isinstance(pair, str | bytes) or not isinstance(pair, Sequence | np.ndarray) or len(pair) != 2:
+        raise TypeError(f"{name} must be a float or a (low, high) pair in [{low:g}, {high:g}], got {value!r}")
+    lo, hi = (check_float(f"{name}[{i}]", v, low, high) for i, v in enumerate(pair))
+    if lo > hi:
+        raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {value!r}")
+    return lo, hi
+
+
 def _check_stats(name: str, stats: object) -> tuple[np.ndarray, np.ndarray]:
     try:
         mean, std = (np.asarray(v, dtype=np.float64) for v in stats)  # type: ignore[union-attr]
@@ -63,7 +96,7 @@ def _check_stats(name: str, stats: object) -> tuple[np.ndarray, np.ndarray]:
 
 def domain_stats(images: Sequence[np.ndarray]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std in 0-1 units of one domain's ``images`` (HxWx3 uint8), all pixels pooled."""
-    return dataset_stats([_check_rgb(im, f"images[{i}]") for i, im in enumerate(images)])
+    return dataset_stats(_check_images("images", images))
 
 
 class PerDomainNormalize(A.ImageOnlyTransform):
@@ -105,6 +138,15 @@ class PerDomainDataset(Dataset):
 
     def __init__(self, dataset: Dataset, stats: Mapping[Hashable, Stats], reference: Stats,
                  domains: Sequence[Hashable] | None = None) -> None:
+        if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")) or isinstance(dataset, str | bytes):
+            raise TypeError(f"dataset must be a map-style Dataset of (image, label, ...) items, got "
+                            f"{type(dataset).__name__}")
+        if not isinstance(stats, Mapping):
+            raise TypeError(f"stats must be a dict {{domain: (mean, std)}}, got {type(stats).__name__}")
+        if domains is not None and (isinstance(domains, str | bytes) or not isinstance(domains, Sequence | np.ndarray)
+                                    or not all(isinstance(d, Hashable) for d in domains)):
+            raise TypeError(f"domains must be a sequence of hashable domain keys (one per item) or None, got "
+                            f"{domains!r:.60}")
         n, sites = len(dataset), getattr(dataset, "sites", None)  # type: ignore[arg-type]
         if domains is None and sites is None:
             raise ValueError("domains must be given: the dataset has no `sites` attribute")
@@ -142,9 +184,7 @@ class LabReference:
 
 def lab_reference(images: Sequence[np.ndarray]) -> LabReference:
     """Pool a few target ``images`` (HxWx3 uint8 RGB) into a :class:`LabReference` (all pixels weigh the same)."""
-    if isinstance(images, np.ndarray) or len(images) == 0:
-        raise ValueError(f"images must be a non-empty sequence of HxWx3 uint8 RGB arrays, got {type(images).__name__}")
-    labs = np.concatenate([color.rgb2lab(_check_rgb(im, f"images[{i}]")).reshape(-1, 3) for i, im in enumerate(images)])
+    labs = np.concatenate([color.rgb2lab(im).reshape(-1, 3) for im in _check_images("images", images)])
     # inverted_cdf: step quantiles, the convention of match_histograms' source CDF, so an image is its own fixed point
     l_quantiles = np.quantile(labs[:, 0], np.linspace(0, 1, _QUANTILES), method="inverted_cdf")
     return LabReference(l_quantiles, float(labs[:, 1].mean()), float(labs[:, 2].mean()))
@@ -166,11 +206,11 @@ def lab_align(image: np.ndarray, reference: np.ndarray | LabReference, *, l_mode
         raise TypeError(f"reference must be a LabReference or an HxWx3 uint8 RGB array, got {type(reference).__name__}")
     if l_mode not in L_MODES:
         raise ValueError(f"l_mode must be one of {L_MODES}, got {l_mode!r}")
+    clip_limit = check_float("clip_limit", clip_limit, 0.0, 1.0, low_open=True)
     lab = color.rgb2lab(image)  # float64, L in [0, 100]
     if l_mode == "histogram":
         lab[..., 0] = exposure.match_histograms(lab[..., 0], reference.l_quantiles[None, :])
     else:
-        clip_limit = check_float("clip_limit", clip_limit, 0.0, 1.0, low_open=True)
         lab[..., 0] = 100.0 * exposure.equalize_adapthist(lab[..., 0] / 100.0, clip_limit=clip_limit)
     lab[..., 1] += reference.a_mean - lab[..., 1].mean()
     lab[..., 2] += reference.b_mean - lab[..., 2].mean()
@@ -199,17 +239,17 @@ class ReferenceCompose:
     every call's data: ``t(image=image)["image"]``, as ``hrlib.train.fit`` calls transforms."""
 
     def __init__(self, transforms: Sequence[Any], metadata: Mapping[str, list[np.ndarray]], seed: int | None = None):
-        self.compose, self.metadata = A.Compose(list(transforms), seed=seed), dict(metadata)
+        if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+            raise TypeError(f"metadata must be a dict {{key: value}} with str keys, got {metadata!r:.60}")
+        transforms = _check_transforms("transforms", transforms)
+        self.compose, self.metadata = A.Compose(transforms, seed=_check_seed(seed)), dict(metadata)
 
     def __call__(self, **data: Any) -> dict[str, Any]:
         return self.compose(**{**self.metadata, **data})
 
 
 def _references(reference_images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    if isinstance(reference_images, np.ndarray) or len(reference_images) == 0:
-        raise ValueError("reference_images must be a non-empty sequence of HxWx3 uint8 RGB arrays, got "
-                         f"{type(reference_images).__name__}")
-    return [_check_rgb(im, f"reference_images[{i}]") for i, im in enumerate(reference_images)]
+    return _check_images("reference_images", reference_images)
 
 
 def histogram_matching(reference_images: Sequence[np.ndarray], *, blend_ratio: tuple[float, float] = (1.0, 1.0),
@@ -220,8 +260,10 @@ def histogram_matching(reference_images: Sequence[np.ndarray], *, blend_ratio: t
     ``after``: transforms appended (e.g. ``A.Normalize``, ``ToTensorV2``); ``seed``: the Compose seed.
     """
     check_float("p", p, 0.0, 1.0)
+    references, after = _references(reference_images), _check_transforms("after", after)
+    blend_ratio = _check_range("blend_ratio", blend_ratio, 0.0, 1.0)
     step = A.HistogramMatching(blend_ratio=blend_ratio, p=p, metadata_key="hm_metadata")
-    return ReferenceCompose([step, *after], {"hm_metadata": _references(reference_images)}, seed)
+    return ReferenceCompose([step, *after], {"hm_metadata": references}, _check_seed(seed))
 
 
 def fda(reference_images: Sequence[np.ndarray], *, beta_limit: tuple[float, float] | float = (0.02, 0.05),
@@ -236,8 +278,10 @@ def fda(reference_images: Sequence[np.ndarray], *, beta_limit: tuple[float, floa
     ``beta >= 2 / side`` (0.016 at 128 px); a smaller beta leaves the mean colour unchanged.
     """
     check_float("p", p, 0.0, 1.0)
+    references, after = _references(reference_images), _check_transforms("after", after)
+    _check_range("beta_limit", beta_limit, 0.0, 0.5)
     step = A.FDA(beta_limit=beta_limit, p=p, metadata_key="fda_metadata")
-    return ReferenceCompose([step, *after], {"fda_metadata": _references(reference_images)}, seed)
+    return ReferenceCompose([step, *after], {"fda_metadata": references}, _check_seed(seed))
 
 
 def source_elastic(alpha: float = 50.0, sigma: float = 5.0, p: float = 0.5,
@@ -250,14 +294,16 @@ def source_elastic(alpha: float = 50.0, sigma: float = 5.0, p: float = 0.5,
     t = A.ElasticTransform(alpha=check_float("alpha", alpha, 0.0), sigma=check_float("sigma", sigma, 0.0,
                            low_open=True), p=check_float("p", p, 0.0, 1.0), border_mode=cv2.BORDER_REFLECT_101)
     if seed is not None:
-        t.set_random_seed(seed)
+        t.set_random_seed(check_int("seed", seed, 0))
     return t
 
 
 def elastic_rms_displacement(alpha: float, sigma: float, size: int = 128, *, draws: int = 3,
                              seed: int = 0) -> float:
     """RMS displacement (pixels) of ``A.ElasticTransform(alpha, sigma)`` fields on ``size`` px images, over draws."""
-    size, draws = check_int("size", size), check_int("draws", draws)
+    size, draws, seed = check_int("size", size), check_int("draws", draws), check_int("seed", seed, 0)
+    alpha = check_float("alpha", alpha, 0.0, hint="displacement scale in px")
+    sigma = check_float("sigma", sigma, 0.0, low_open=True, hint="smoothness in px")
     fields = [generate_displacement_fields((size, size), alpha, sigma, False, (0, 0), np.random.default_rng([seed, s]),
                                            "gaussian") for s in range(draws)]
     return float(np.mean([np.sqrt((dx.astype(np.float64) ** 2 + dy**2).mean()) for dx, dy in fields]))

@@ -9,7 +9,7 @@ The crops (with their pseudo-labels) are extra training data that keeps the evid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +44,10 @@ class CamCrop:
 def find_peaks(cam: np.ndarray, k: int, min_distance: int) -> np.ndarray:
     """Up to ``k`` (>= 1) local maxima of an (h, w) ``cam`` with value > 0, strongest first, at least
     ``min_distance`` (>= 1) pixels apart (Chebyshev); returns an (n, 2) int array of ``(row, col)``, n <= k."""
-    cam = np.asarray(cam, dtype=np.float64)
+    try:
+        cam = np.asarray(cam, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cam must be a non-empty finite (h, w) map, got {type(cam).__name__} {cam!r:.60}") from exc
     if cam.ndim != 2 or cam.size == 0 or not np.isfinite(cam).all():
         raise ValueError(f"cam must be a non-empty finite (h, w) map, got shape {cam.shape}")
     k, min_distance = check_int("k", k), check_int("min_distance", min_distance)
@@ -59,6 +62,7 @@ def crop_box(cx: float, cy: float, side: int, width: int, height: int) -> np.nda
     """Integer square box of ``side`` px centred on ``(cx, cy)`` px, shifted to lie inside a ``width`` x ``height``
     image (``side`` is first capped at ``min(width, height)``); float32 ``x0, y0, x1, y1``."""
     side = min(check_int("side", side), check_int("width", width), check_int("height", height))
+    cx, cy = check_float("cx", cx, hint="px"), check_float("cy", cy, hint="px")
     x0 = int(np.clip(round(cx - side / 2), 0, width - side))
     y0 = int(np.clip(round(cy - side / 2), 0, height - side))
     return np.array([x0, y0, x0 + side, y0 + side], dtype=np.float32)
@@ -128,6 +132,15 @@ def cam_crops(model: nn.Module, images: Sequence[np.ndarray], transform: Callabl
         return _crops(model, images, transform, k, (lo, hi), min_confidence, min_distance, rng, cam_fn, batch_size)
 
 
+def _transformed(transform: Callable[..., dict[str, Any]], image: np.ndarray, i: int) -> torch.Tensor:
+    out = transform(image=image)
+    x = out.get("image") if isinstance(out, Mapping) else None
+    if not isinstance(x, torch.Tensor) or x.ndim != 3 or not x.is_floating_point():
+        raise TypeError(f"transform must return {{'image': CHW float tensor}} (e.g. end in ToTensorV2), got "
+                        f"{type(x).__name__ if x is not None else type(out).__name__} for images[{i}]")
+    return x
+
+
 def _crops(model: nn.Module, images: Sequence[np.ndarray], transform: Callable[..., dict[str, Any]], k: int,
            scale: tuple[float, float], min_confidence: float, min_distance: float, rng: np.random.Generator,
            cam_fn: CamFn, batch_size: int) -> list[CamCrop]:
@@ -135,7 +148,7 @@ def _crops(model: nn.Module, images: Sequence[np.ndarray], transform: Callable[.
     out: list[CamCrop] = []
     for start in range(0, len(images), batch_size):
         idx = list(range(start, min(start + batch_size, len(images))))
-        x = torch.stack([transform(image=images[i])["image"] for i in idx]).to(device)
+        x = torch.stack([_transformed(transform, images[i], i) for i in idx]).to(device)
         with torch.no_grad():
             probs = model(x).float().softmax(1).cpu()
         conf, labels = probs.max(1)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrlib._checks import check_bool as _check_bool
 from hrlib._checks import check_float, check_int
 
 __all__ = ["AdaIN", "BatchInstanceNorm", "DomainSpecificBatchNorm", "MixStyle", "adain", "clip_gates_",
@@ -37,6 +38,22 @@ def _check_x(name: str, x: object) -> Tensor:
         raise ValueError(f"{name} must be a float tensor of shape (N, C, H, W) with H * W >= 2, "
                          f"got {x.dtype} with shape {tuple(x.shape)}")
     return x
+
+
+def _check_features(x: object, channels: int, spatial: int = 1) -> Tensor:
+    """Return ``x`` if a float (N, C, H, W) tensor with ``channels`` channels and H * W >= ``spatial`` (no scan)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a float torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4 or not x.is_floating_point() or x.shape[1] != channels or x.shape[2] * x.shape[3] < spatial:
+        raise ValueError(f"x must be a float tensor of shape (N, {channels}, H, W)"
+                         f"{' with H * W >= 2' if spatial > 1 else ''}, got {x.dtype} with shape {tuple(x.shape)}")
+    return x
+
+
+def _check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
 
 
 def _mean_std(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -80,7 +97,7 @@ def mixstyle(x: Tensor, lam: Tensor, partner: Tensor, eps: float = 1e-6) -> Tens
     """
     x = _check_x("x", x)
     n = x.shape[0]
-    if not isinstance(lam, Tensor) or lam.numel() != n or bool(((lam < 0) | (lam > 1)).any()):
+    if not isinstance(lam, Tensor) or lam.numel() != n or not bool(((lam >= 0) & (lam <= 1)).all()):
         raise ValueError(f"lam must be a tensor of {n} weights in [0, 1], got {lam!r}")
     if (not isinstance(partner, Tensor) or tuple(partner.shape) != (n,) or partner.dtype.is_floating_point
             or bool(((partner < 0) | (partner >= n)).any())):
@@ -127,6 +144,7 @@ class MixStyle(nn.Module):
 
     def partners(self, n: int) -> Tensor:
         """(N,) partner indices for a batch of ``n`` samples, drawn from torch's RNG as the class describes."""
+        n = check_int("n", n)
         if self.mix == "random":
             return torch.randperm(n)
         if self.domain_ids is None and n % 2 == 0:
@@ -141,6 +159,8 @@ class MixStyle(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Return ``x`` (N, C, H, W), mixed with probability ``p`` in training, else unchanged."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a float torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
         if not self.training or self.p == 0.0 or x.shape[0] < 2:
             return x
         if torch.rand(()).item() >= self.p:
@@ -225,13 +245,14 @@ class BatchInstanceNorm(nn.Module):
         self.num_features = check_int("num_features", num_features)
         self.eps = check_float("eps", eps, 0.0, low_open=True)
         self.bn = nn.BatchNorm2d(self.num_features, self.eps, _check_momentum(momentum), affine=False,
-                                 track_running_stats=track_running_stats)
+                                 track_running_stats=_check_bool("track_running_stats", track_running_stats))
         self.rho = nn.Parameter(torch.ones(self.num_features))
         self.weight = nn.Parameter(torch.ones(self.num_features))
         self.bias = nn.Parameter(torch.zeros(self.num_features))
 
     def forward(self, x: Tensor) -> Tensor:
         """Return the normalised ``x`` (N, C, H, W), same shape."""
+        _check_features(x, self.num_features, spatial=2)
         if bool(((self.rho < 0) | (self.rho > 1)).any()):
             with torch.no_grad():
                 self.rho.clamp_(0.0, 1.0)
@@ -242,6 +263,7 @@ class BatchInstanceNorm(nn.Module):
 
 def clip_gates_(model: nn.Module) -> nn.Module:
     """Clip the gate ``rho`` of every :class:`BatchInstanceNorm` in ``model`` to [0, 1], in place; returns it."""
+    _check_model(model)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, BatchInstanceNorm):
@@ -264,6 +286,7 @@ class DomainSpecificBatchNorm(nn.Module):
         self.num_features = check_int("num_features", num_features)
         self.num_domains = check_int("num_domains", num_domains)
         eps, momentum = check_float("eps", eps, 0.0, low_open=True), _check_momentum(momentum)
+        affine = _check_bool("affine", affine)
         self.bns = nn.ModuleList(nn.BatchNorm2d(self.num_features, eps, momentum, affine)
                                  for _ in range(self.num_domains))
         self.domain: int | Tensor | None = None
@@ -271,6 +294,8 @@ class DomainSpecificBatchNorm(nn.Module):
     @classmethod
     def from_batchnorm(cls, bn: nn.BatchNorm2d, num_domains: int) -> DomainSpecificBatchNorm:
         """A DSBN whose every domain starts as a copy of ``bn`` (weights, running statistics, settings)."""
+        if not isinstance(bn, nn.BatchNorm2d):
+            raise TypeError(f"bn must be an nn.BatchNorm2d, got {type(bn).__name__}")
         new = cls(bn.num_features, num_domains, bn.eps, bn.momentum, bn.affine)
         new.bns = nn.ModuleList(copy.deepcopy(bn) for _ in range(new.num_domains))
         return new.train(bn.training)
@@ -284,12 +309,13 @@ class DomainSpecificBatchNorm(nn.Module):
         if self.domain is None:
             raise RuntimeError("domain is not set: call set_domain(d) (an int, or a (N,) tensor of per-sample ids "
                                f"in 0..{self.num_domains - 1}) before the forward pass")
+        _check_features(x, self.num_features)
         if isinstance(self.domain, int):
             return self.bns[self.domain](x)
         ids = self.domain.to(x.device)
         if ids.numel() != x.shape[0]:
-            raise ValueError(f"domain ids must be one per sample: {ids.numel()} ids were set for a batch of "
-                             f"{x.shape[0]}")
+            raise ValueError(f"domain ids must be one per sample of x: {ids.numel()} ids were set, x has "
+                             f"{x.shape[0]} samples")
         parts, order = [], []
         for d in ids.unique().tolist():
             idx = (ids == d).nonzero(as_tuple=True)[0]
@@ -369,6 +395,7 @@ def set_domain(model: nn.Module, domain: int | Tensor | None) -> None:
 
 def domain_batchnorm_summary(model: nn.Module) -> dict[str, np.ndarray]:
     """Running means of every :class:`DomainSpecificBatchNorm` in ``model``: module name -> (num_domains, C)."""
+    _check_model(model)
     out = {name: np.stack([bn.running_mean.detach().cpu().numpy() for bn in m.bns])
            for name, m in model.named_modules() if isinstance(m, DomainSpecificBatchNorm)}
     if not out:

@@ -89,6 +89,59 @@ class ShiftData:
         return np.stack([np.stack([t(image=im)["image"] for im in self.source]) for _ in range(self.variants)])
 
 
+def _check_data(data: object) -> ShiftData:
+    if not isinstance(data, ShiftData):
+        raise TypeError(f"data must be a ShiftData from make_shift, got {type(data).__name__}")
+    return data
+
+
+def _check_model(name: str, model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _check_callable(name: str, fn: object) -> None:
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{name} must be callable or None, got {type(fn).__name__} {fn!r:.60}")
+
+
+def _check_names(name: str, values: object, options: tuple[str, ...], empty: bool = False) -> tuple[str, ...]:
+    """A sequence of names from ``options`` (non-empty unless ``empty``), or raise naming ``name``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or (not values and not empty):
+        raise TypeError(f"{name} must be a {'' if empty else 'non-empty '}sequence of names from {options}, got "
+                        f"{values!r:.80}")
+    unknown = [v for v in values if v not in options]
+    if unknown:
+        raise ValueError(f"{name} must be names in TECHNIQUES {options}, got {unknown[0]!r}")
+    return tuple(values)
+
+
+def _check_images(name: str, x: object) -> Tensor:
+    """A float (N, 3, H, W) tensor of finite values with N >= 1."""
+    if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[0] == 0 or x.shape[1] != 3:
+        raise ValueError(f"{name} must be a float tensor (N, 3, H, W) with N >= 1, got {type(x).__name__} "
+                         f"{getattr(x, 'dtype', '')} with shape {tuple(getattr(x, 'shape', ()))}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must hold finite values, got NaN or inf")
+    return x
+
+
+def _check_labels(name: str, y: object, n: int | None, model: nn.Module) -> Tensor:
+    """A (n,) integer tensor of class indices in [0, the model's logits) (when its last layer is an nn.Linear)."""
+    if not isinstance(y, Tensor) or y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool or (
+            n is not None and len(y) != n):
+        raise ValueError(f"{name} must be a ({'N' if n is None else n},) integer tensor of class indices (one per "
+                         f"image of x), got {type(y).__name__} {getattr(y, 'dtype', '')} with shape "
+                         f"{tuple(getattr(y, 'shape', ()))}")
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    high = linears[-1].out_features if linears else None
+    if len(y) and (int(y.min()) < 0 or (high is not None and int(y.max()) >= high)):
+        raise ValueError(f"{name} must be class indices in [0, {high}) (the model's logits), got values from "
+                         f"{int(y.min())} to {int(y.max())}")
+    return y
+
+
 def make_shift(size: int = 96, *, n_source: int = 60, n_pool: int = 120, n_test: int = 90,
                source: Sequence[str] = ("A", "C"), target: str = "B", seed: int = 0, target_frac: float = 0.1,
                variants: int = 2, progress: Callable | None = None) -> ShiftData:
@@ -101,10 +154,18 @@ def make_shift(size: int = 96, *, n_source: int = 60, n_pool: int = 120, n_test:
     """
     size, seed = check_int("size", size, 32), check_int("seed", seed, 0)
     counts = [check_int(n, v) for n, v in (("n_source", n_source), ("n_pool", n_pool), ("n_test", n_test))]
-    if isinstance(source, str) or not source:
+    if isinstance(source, str) or not isinstance(source, Sequence) or not source:
         raise ValueError(f"source must be a non-empty sequence of site names, got {source!r}")
-    sites = tuple(get_site(s).name for s in source)
-    target = get_site(target).name
+    try:
+        sites = tuple(get_site(s).name for s in source)
+    except ValueError as exc:
+        raise ValueError(f"source must hold site names: {exc}") from exc
+    try:
+        target = get_site(target).name
+    except ValueError as exc:
+        raise ValueError(f"target must be a site name: {exc}") from exc
+    _check_callable("progress", progress)
+    target_frac = check_float("target_frac", target_frac, 0.0, 1.0, low_open=True, hint="target diameter / side")
     if target in sites:
         raise ValueError(f"target must differ from the source sites {sites}, got {target!r}")
     jobs = [(s, d, i) for d, s in enumerate(sites) for i in range(counts[0])]
@@ -182,6 +243,21 @@ def train(model: nn.Module, x: Tensor | Callable[[int], Tensor], y: Tensor, *, e
     after each epoch (the model is put back in training mode afterwards). Returns the model in eval mode.
     """
     epochs, batch_size = check_int("epochs", epochs), check_int("batch_size", batch_size)
+    model = _check_model("model", model)
+    lr = check_float("lr", lr, 0.0, low_open=True)
+    if not callable(x):
+        x = _check_images("x", x)
+    y = _check_labels("y", y, None if callable(x) else len(x), model)
+    if domains is not None and (not isinstance(domains, Tensor) or domains.shape != y.shape
+                                or domains.dtype.is_floating_point or domains.dtype == torch.bool):
+        raise ValueError(f"domains must be None or a ({len(y)},) integer tensor of domain ids (one per label), got "
+                         f"{type(domains).__name__} {getattr(domains, 'dtype', '')} with shape "
+                         f"{tuple(getattr(domains, 'shape', ()))}")
+    if style is not None:
+        style = _check_images("style", style)
+        if not callable(x) and style.shape[1:] != x.shape[1:]:
+            raise ValueError(f"style must have the images' shape {tuple(x.shape[1:])}, got {tuple(style.shape[1:])}")
+    _check_callable("on_epoch", on_epoch)
     gen = torch.Generator().manual_seed(check_int("seed", seed, 0))
     torch.manual_seed(seed)
     n = len(y)
@@ -219,6 +295,9 @@ def train(model: nn.Module, x: Tensor | Callable[[int], Tensor], y: Tensor, *, e
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, domain: int | None = None) -> float:
     """Accuracy (0-1) of ``model`` in eval mode on ``x``, ``y`` (with ``domain`` set on its DSBN layers)."""
+    model, x = _check_model("model", model), _check_images("x", x)
+    y = _check_labels("y", y, len(x), model)
+    domain = None if domain is None else check_int("domain", domain, 0)
     model.eval()
     if domain is not None:
         set_domain(model, domain)
@@ -289,13 +368,16 @@ def run(data: ShiftData, technique: str, seed: int = 0, *, epochs: int = 15, fin
     images plus crops around the CAM peaks of its confident pseudo-labels on the pool. ``device``: where to train
     (default ``hrlib.get_device()``).
     """
-    if not isinstance(data, ShiftData):
-        raise TypeError(f"data must be a ShiftData from make_shift, got {type(data).__name__}")
+    _check_data(data)
     if technique not in TECHNIQUES:
         raise ValueError(f"technique must be one of {TECHNIQUES}, got {technique!r}")
+    seed, epochs = check_int("seed", seed, 0), check_int("epochs", epochs)
+    finetune_epochs = check_int("finetune_epochs", finetune_epochs)
+    if not isinstance(return_model, bool):
+        raise TypeError(f"return_model must be True or False, got {type(return_model).__name__} {return_model!r}")
     start = time.perf_counter()
     k = len(data.source_sites)
-    dev = get_device() if device is None else torch.device(device)
+    dev = get_device() if device is None else _device(device)
     xs, xp, xt, y = (t.to(dev) for t in _inputs(data, technique))
     yt = torch.from_numpy(data.test_labels).to(dev)
     torch.manual_seed(check_int("seed", seed, 0))
@@ -329,9 +411,19 @@ def run(data: ShiftData, technique: str, seed: int = 0, *, epochs: int = 15, fin
     return (result, model) if return_model else result
 
 
+def _device(device: object) -> torch.device:
+    if not isinstance(device, str | torch.device):
+        raise TypeError(f"device must be a str, a torch.device or None, got {type(device).__name__} {device!r}")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device must name a torch device ('cpu', 'cuda', 'cuda:0', 'mps'), got {device!r}") from exc
+
+
 def source_transform(data: ShiftData) -> A.Compose:
     """The source-only model's eval transform as an albumentations pipeline (resize to the data's side, normalize
     with the pooled source statistics, CHW tensor): what :func:`hrlib.domain.cam_crops` needs."""
+    _check_data(data)
     stats = domain_stats(list(data.source))
     return A.Compose([A.Resize(data.size, data.size), A.Normalize(*stats, max_pixel_value=255.0), ToTensorV2()])
 
@@ -371,11 +463,15 @@ def run_table(data: ShiftData, techniques: Sequence[str] = TECHNIQUES, seeds: Se
     ``progress``: optional wrapper for the result iterator (e.g. ``tqdm.auto.tqdm``); ``kwargs`` go to :func:`run`.
     Results come back in (technique, seed) order; each run is deterministic given its seed (and its device).
     ``keep_models``: techniques whose trained models are returned in ``RunResult.model`` (on the CPU)."""
+    _check_data(data)
+    techniques = _check_names("techniques", techniques, TECHNIQUES)
+    keep_models = _check_names("keep_models", keep_models, TECHNIQUES, empty=True)
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence) or not seeds:
+        raise TypeError(f"seeds must be a non-empty sequence of ints >= 0, got {seeds!r:.60}")
+    seeds = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+    _check_callable("progress", progress)
     jobs = [(data, t, s, t in keep_models, kwargs) for t in techniques for s in seeds]
-    for t in techniques:
-        if t not in TECHNIQUES:
-            raise ValueError(f"techniques must be names in TECHNIQUES, got {t!r}")
-    dev = get_device() if kwargs.get("device") is None else torch.device(kwargs["device"])
+    dev = get_device() if kwargs.get("device") is None else _device(kwargs["device"])
     kwargs["device"] = dev
     workers = min(4, os.cpu_count() or 1) if workers is None else check_int("workers", workers)
     workers = 1 if dev.type != "cpu" else workers
@@ -393,7 +489,12 @@ def transfer_curve(data: ShiftData, init: nn.Module | None, *, n_labeled: int = 
                    seed: int = 0, lr: float = 3e-3) -> list[float]:
     """C23: train on ``n_labeled`` labeled target pool images, from ``init`` (a copy of a model trained elsewhere,
     e.g. the source-only model) or from scratch (``None``), and return the target test accuracy after each epoch."""
+    _check_data(data)
+    if init is not None:
+        _check_model("init", init)
     n_labeled = check_int("n_labeled", n_labeled, 3)
+    epochs, seed, lr = check_int("epochs", epochs), check_int("seed", seed, 0), check_float("lr", lr, 0.0,
+                                                                                            low_open=True)
     if n_labeled > len(data.pool):
         raise ValueError(f"n_labeled must be <= the pool size {len(data.pool)}, got {n_labeled}")
     stats = domain_stats(list(data.pool))
@@ -410,6 +511,8 @@ def transfer_curve(data: ShiftData, init: nn.Module | None, *, n_labeled: int = 
 def gap_recovered(accuracy_: float, source_only: float, oracle: float) -> float:
     """Share of the source-only-to-oracle gap that ``accuracy_`` recovers: (acc - source) / (oracle - source);
     above 1 beats the oracle; NaN when the gap is smaller than 0.01 (nothing to recover)."""
+    accuracy_ = check_float("accuracy_", accuracy_)
+    source_only, oracle = check_float("source_only", source_only), check_float("oracle", oracle)
     gap = oracle - source_only
     return float("nan") if gap < 0.01 else (accuracy_ - source_only) / gap
 
@@ -417,6 +520,9 @@ def gap_recovered(accuracy_: float, source_only: float, oracle: float) -> float:
 def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     """One row per technique (in order of appearance): mean and std of accuracy over seeds, seeds, mean seconds,
     and the share of the gap between the ``source only`` and ``oracle`` means it recovers (if both were run)."""
+    if isinstance(results, str | bytes) or not isinstance(results, Sequence) or not all(
+            isinstance(r, RunResult) for r in results):
+        raise TypeError(f"results must be a sequence of RunResult (from run / run_table), got {results!r:.80}")
     names = list(dict.fromkeys(r.technique for r in results))
     acc = {t: np.array([r.accuracy for r in results if r.technique == t]) for t in names}
     rows = []

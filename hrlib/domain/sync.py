@@ -64,8 +64,14 @@ def syncbn_demo(batches: list[torch.Tensor]) -> SyncDemo:
     Takes a few seconds: it starts ``len(batches)`` processes."""
     if not isinstance(batches, list | tuple) or len(batches) < 2:
         raise ValueError(f"batches must be a list of at least 2 (N, C, H, W) tensors, one per process, got {batches!r}")
-    channels = {b.shape[1] if isinstance(b, torch.Tensor) and b.ndim == 4 else None for b in batches}
-    if None in channels or len(channels) != 1:
+    for i, b in enumerate(batches):
+        if not isinstance(b, torch.Tensor) or b.ndim != 4 or not b.is_floating_point() or b.numel() == 0:
+            raise ValueError(f"batches[{i}] must be a non-empty float (N, C, H, W) tensor, got {type(b).__name__} "
+                             f"{getattr(b, 'dtype', '')} with shape {tuple(getattr(b, 'shape', ()))}")
+        if not bool(torch.isfinite(b).all()):
+            raise ValueError(f"batches[{i}] must hold finite values, got NaN or inf")
+    channels = {b.shape[1] for b in batches}
+    if len(channels) != 1:
         raise ValueError("batches must be float (N, C, H, W) tensors with the same number of channels C, got shapes "
                          f"{[tuple(getattr(b, 'shape', ())) for b in batches]}")
     batches = [b.detach().float().cpu() for b in batches]

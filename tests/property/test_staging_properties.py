@@ -29,10 +29,15 @@ def scenes(draw: st.DrawFn, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray
     return image, np.array([[x0, y0, x1, y1]], np.float32), r
 
 
-def _bright(x: torch.Tensor) -> torch.Tensor:
-    """Pixels whose every channel is above 160/255 after undoing Normalize, except occlusion holes (filled with
-    the mean colour, which normalises to about 0 in every channel)."""
-    return (((x * STD + MEAN) * 255).amin(dim=0) > 160) & (x.abs().amax(dim=0) > 0.02)
+def _brighter(x: torch.Tensor, level: float) -> torch.Tensor:
+    """Pixels whose every channel is above ``level``/255 after undoing Normalize, except occlusion holes (filled
+    with the mean colour, which normalises to about 0 in every channel)."""
+    return (((x * STD + MEAN) * 255).amin(dim=0) > level) & (x.abs().amax(dim=0) > 0.02)
+
+
+def _extent(mask: torch.Tensor) -> np.ndarray:
+    ys, xs = np.nonzero(mask.numpy())
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
 
 
 @FAST
@@ -43,19 +48,29 @@ def test_boxes_follow_the_pixels(data, policy, seed):
     image, boxes, r = data.draw(scenes(0.16 if policy == "warmup" else 0.0))
     out = stage_transform(policy, r, source_size=image.shape[0], with_boxes=True, seed=seed)(
         image=image, bboxes=boxes, box_labels=[7])
-    bright = _bright(out["image"])
-    if len(out["bboxes"]) == 0:  # removed only when nothing of it is left (cropped away or under a hole)
-        assert not bright.any()
+    # The rectangle (10 -> 250) is resized with area averaging, so an edge pixel's value tells how much of it the
+    # rectangle covers. Under occlusion holes a box keeps the pixels it covers by more than half (value 130), and a
+    # hole can leave a partly covered edge row or column as the only visible part of a long stretch of the box.
+    # One threshold T != 130 then disagrees with the box along that whole stretch whenever the row's coverage lies
+    # between 50 % and T's (the former single threshold 160 failed on a column 58 % covered: 8 px), and T = 130
+    # itself is a coin toss for rows covered exactly half (common at 2x and 4x). Hence two thresholds around 130:
+    # pixels above 160 (covered > 62 %) are surely the object's and must lie in the box; the box must not reach
+    # beyond the pixels above 100 (covered > 37 %).
+    inside, maybe = _brighter(out["image"], 160), _brighter(out["image"], 100)
+    if len(out["bboxes"]) == 0:  # removed only when nothing of it is left (cropped away or under holes)
+        assert not inside.any()
         return
     assert list(out["box_labels"]) == [7]
     box = np.asarray(out["bboxes"][0], dtype=float)
     tol = 1.5 + 0.02 * r
-    if not bright.any():  # a sliver thinner than a pixel
+    if not maybe.any():  # a sliver thinner than a pixel
         assert min(box[2] - box[0], box[3] - box[1]) <= tol
         return
-    ys, xs = np.nonzero(bright.numpy())
-    seen = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
-    assert np.abs(seen - box).max() <= tol, (policy, r, seen, box)
+    outer = _extent(maybe)
+    assert (box[:2] >= outer[:2] - tol).all() and (box[2:] <= outer[2:] + tol).all(), (policy, r, outer, box)
+    if inside.any():
+        inner = _extent(inside)
+        assert (box[:2] <= inner[:2] + tol).all() and (box[2:] >= inner[2:] - tol).all(), (policy, r, inner, box)
 
 
 @FAST

@@ -46,7 +46,7 @@ def test_device(monkeypatch):
     assert get_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="not available"):
         get_device("cuda")
-    with pytest.raises(ValueError, match="device must be one of"):
+    with pytest.raises(ValueError, match="prefer must name a device type, one of"):
         get_device("tpu")
 
 

@@ -53,7 +53,7 @@ def test_make_shift_is_deterministic_and_seeded():
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"target": "A"}, "^target must differ"), ({"source": "AC"}, "^source must be"), ({"size": 16}, "^size "),
-    ({"n_pool": 0}, "^n_pool "), ({"target": "Z"}, "^site must be one of")])
+    ({"n_pool": 0}, "^n_pool "), ({"target": "Z"}, "^target must be a site name: site must be one of")])
 def test_make_shift_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_shift(**{"size": 32, "n_source": 3, "n_pool": 3, "n_test": 3, **kwargs})

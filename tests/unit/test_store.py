@@ -127,8 +127,8 @@ def test_verify_reports_manifest_problems(tmp_path, images):
     assert len(verify(path)) == 1 and "sha256" in verify(path)[0]
     manifest["complete"] = False
     (path / "manifest.json").write_text(json.dumps(manifest))
-    assert "incomplete" in verify(path)[0]
-    with pytest.raises(StoreCorruptError, match="incomplete"):
+    assert "complete must be true, got False" in verify(path)[0]
+    with pytest.raises(StoreCorruptError, match="damaged or not an hrlib manifest: complete must be true"):
         open_store(path)
     (path / "manifest.json").unlink()
     with pytest.raises(FileNotFoundError, match="not a complete hrlib store"):

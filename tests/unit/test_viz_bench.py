@@ -70,7 +70,7 @@ def test_time_it_counts_calls_and_returns_median():
     calls = []
     t = time_it(lambda: calls.append(1), repeats=3, warmup=2)
     assert len(calls) == 5 and t >= 0
-    with pytest.raises(ValueError, match="repeats must be >= 1"):
+    with pytest.raises(ValueError, match="repeats must be an int >= 1"):
         time_it(lambda: None, repeats=0)
 
 

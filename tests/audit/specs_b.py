@@ -1,0 +1,558 @@
+"""Audit cases (helper B): bench, bundle, checkpoint, config, diagnostics, memory, models, pruning, runconfig, runner,
+runs, train, shards. See ``harness.py`` for what a :class:`Case` means."""
+
+from __future__ import annotations
+
+import functools
+import math
+import pathlib
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from harness import BAD_IMAGES, Case, image_u8  # noqa: E402, F401
+
+SPECS: dict[str, Case] = {}
+EXEMPT: dict[str, str] = {}
+
+_TMP = Path(tempfile.mkdtemp(prefix="hrlib-audit-b-"))
+
+
+def _tmp(name: str) -> Path:
+    """A fresh path under this module's temporary folder (the file or folder does not exist yet)."""
+    return Path(tempfile.mkdtemp(dir=_TMP)) / name
+
+
+# ----------------------------------------------------------------------------------------------------- bench
+_RESULT = {"setup": {"n_images": 1, "size": 64, "region": 16, "tile": 64, "profile": "fast", "cpus": 2,
+                     "device": "cpu"},
+           "rows": [{"name": "read", "baseline": "a", "baseline_value": 2.0, "alternative": "b",
+                     "alternative_value": 1.0, "unit": "ms", "ratio": 2.0}]}
+
+SPECS["hrlib.bench.time_it"] = Case(
+    valid=lambda: {"fn": lambda: None, "repeats": 1, "warmup": 0},
+    bad={"fn": [None, 3], "repeats": [0, -1, 1.5, "3", True], "warmup": [-1, 0.5, None]})
+SPECS["hrlib.bench.bench_generator"] = Case(
+    valid=lambda: {"sizes": (16,), "min_seconds": 0.0, "max_images": 1},
+    bad={"sizes": [None, (), "16", (4,), (16.0,), [16, None]], "min_seconds": [-1.0, math.nan, "1", None],
+         "max_images": [0, 2.5, None]})
+SPECS["hrlib.bench.bench_pipeline"] = Case(
+    valid=lambda: {"size": 256, "region": 32, "workdir": None, "log": lambda line: None},
+    bad={"size": [None, 32, 256.0, "256"], "region": [4, 128, None, 32.5], "n_images": [0, 1.5, None],
+         "seed": [-1, 0.5, None], "threads": [0, None, 2.5], "workdir": [3, b"dir"], "log": [None, "print"]},
+    run_valid=False, why="writes JPEG/zarr/LMDB sources and times DataLoaders with workers: a minute at the "
+                         "smallest size (tests/unit/test_bench_pipeline.py runs it)")
+SPECS["hrlib.bench.format_pipeline"] = Case(
+    valid=lambda: {"result": _RESULT},
+    bad={"result": [None, [], {}, {"setup": {}, "rows": []}, {"setup": _RESULT["setup"]}, "result.json"]})
+SPECS["hrlib.bench.main"] = Case(
+    valid=lambda: {"argv": ["generator", "--sizes", "16", "--seconds", "0"]},
+    bad={"argv": ["generator --sizes 16", [16], ("generator", 3)]})
+
+
+# ----------------------------------------------------------------------------------------------------- bundle
+@functools.cache
+def _bundle() -> torch.nn.Module:
+    from hrlib.bundle import BundledModel
+    from hrlib.models import DSConvNet
+
+    return BundledModel(DSConvNet(widths=(4,)), 16)
+
+
+@functools.cache
+def _bundle_file() -> Path:
+    from hrlib.bundle import export_bundle
+
+    return export_bundle(_bundle(), _tmp("bundle.pt2"))
+
+
+def _junk_file(name: str = "junk.pt2", data: bytes = b"not a zip archive") -> Path:
+    path = _tmp(name)
+    path.write_bytes(data)
+    return path
+
+
+def _tiny_model() -> torch.nn.Module:
+    from hrlib.models import DSConvNet
+
+    return DSConvNet(num_classes=3, widths=(4, 8))
+
+
+SPECS["hrlib.bundle.BundledModel"] = Case(
+    valid=lambda: {"model": _tiny_model(), "resolution": 16},
+    bad={"model": [None, lambda x: x, "dsconvnet"], "resolution": [0, 16.0, None, "16"],
+         "mean": [None, 0.5, (0.5, 0.5), "rgb", (0.5, math.nan, 0.5), (124.0, 117.0, 104.0), ("a", "b", "c")],
+         "std": [None, (0.2, 0.0, 0.2), (0.2, -0.1, 0.2), (58.0, 57.0, 57.0), (0.2, 0.2)],
+         "crop_fraction": [0.0, 1.5, math.nan, "1", None], "class_names": [None, "abc", [1, 2, 3]]})
+SPECS["hrlib.bundle.BundledModel.forward"] = Case(
+    fn=lambda **kw: _bundle()(**kw),
+    valid=lambda: {"images": torch.from_numpy(image_u8(16, 16)[None].repeat(2, 0))},
+    bad={"images": [None, image_u8(16, 16)[None], torch.zeros(2, 16, 16, 3), torch.zeros(16, 16, 3, dtype=torch.uint8),
+                    torch.zeros(2, 16, 16, 4, dtype=torch.uint8), torch.zeros(0, 16, 16, 3, dtype=torch.uint8),
+                    torch.zeros(2, 3, 16, 16, dtype=torch.uint8)]})
+SPECS["hrlib.bundle.export_bundle"] = Case(
+    valid=lambda: {"bundle": _bundle(), "path": _tmp("bundle.pt2")},
+    bad={"bundle": [None, _tiny_model(), "bundle.pt2"], "path": [None, 3, _TMP / "no" / "such" / "dir.pt2", _TMP],
+         "example_size": [1, 0, 8.0, "64"]},
+    run_valid=False, why="torch.export of even a tiny model takes 2-4 s; load_bundle's valid call exports one once")
+SPECS["hrlib.bundle.load_bundle"] = Case(
+    valid=lambda: {"path": _bundle_file()},
+    bad={"path": [None, 3, _TMP / "missing.pt2", _TMP, _junk_file(), _junk_file("empty.pt2", b"")]})
+
+
+# ----------------------------------------------------------------------------------------------------- checkpoint
+@functools.cache
+def _checkpoint_file() -> Path:
+    from hrlib.checkpoint import save_checkpoint
+
+    return save_checkpoint(_tmp("epoch_0000.pt"), {"epoch": 0, "w": torch.zeros(2)})
+
+
+def _rng() -> dict:
+    from hrlib.checkpoint import rng_state
+
+    return rng_state()
+
+
+EXEMPT["hrlib.checkpoint.rng_state"] = "takes no arguments"
+SPECS["hrlib.checkpoint.checkpoint_path"] = Case(
+    valid=lambda: {"folder": _TMP, "epoch": 3},
+    bad={"folder": [None, 3], "epoch": [-1, 1.5, "3", None]})
+SPECS["hrlib.checkpoint.latest_checkpoint"] = Case(
+    valid=lambda: {"folder": _TMP}, bad={"folder": [None, 3, ["runs"]]})
+SPECS["hrlib.checkpoint.save_checkpoint"] = Case(
+    valid=lambda: {"path": _tmp("epoch_0001.pt"), "checkpoint": {"epoch": 1, "w": torch.ones(2)}},
+    bad={"path": [None, 3], "checkpoint": [None, [("epoch", 1)], torch.zeros(2)], "keep_last": [0, 1.5, "2"]})
+SPECS["hrlib.checkpoint.load_checkpoint"] = Case(
+    valid=lambda: {"path": _checkpoint_file()},
+    bad={"path": [None, 3, _TMP / "missing.pt", _TMP, _junk_file("junk.pt"), _junk_file("empty.pt", b"")],
+         "map_location": [None, 3, "gpu", "cuda:0" if not torch.cuda.is_available() else "tpu"]})
+SPECS["hrlib.checkpoint.restore_rng_state"] = Case(
+    valid=lambda: {"state": _rng()},
+    bad={"state": [None, {}, {"python": {}}, {**_rng(), "numpy": None}, {**_rng(), "torch": torch.zeros(3)},
+                   {**_rng(), "python": {"version": 3, "words": torch.zeros(3), "gauss": None}}, [1, 2]]})
+
+
+# ----------------------------------------------------------------------------------------------------- config
+EXEMPT["hrlib.config.Profile"] = "result record: get_profile() builds it from the environment"
+EXEMPT["hrlib.config.get_profile"] = "takes no arguments (HRLIB_PROFILE is checked and named in its error)"
+SPECS["hrlib.config.get_device"] = Case(valid=lambda: {"prefer": "cpu"},
+                                        bad={"prefer": [3, "gpu", "tpu", ["cpu"]] + ([] if torch.cuda.is_available()
+                                                                                    else ["cuda"])})
+SPECS["hrlib.config.seed_everything"] = Case(
+    valid=lambda: {"seed": 0}, bad={"seed": [-1, 1.5, "0", None, True], "deterministic": ["yes", None, 1]})
+SPECS["hrlib.config.describe"] = Case(valid=lambda: {"seed": 3}, bad={"seed": [-1, 1.5, "0"]})
+
+
+# ----------------------------------------------------------------------------------------------------- diagnostics
+def _model_with_grads() -> torch.nn.Module:
+    model = _tiny_model()
+    torch.nn.functional.cross_entropy(model(torch.rand(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    return model
+
+
+def _history(rows: int = 2):
+    from hrlib.train import History
+
+    return History([{"epoch": e, "lr": 0.1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5}
+                    for e in range(rows)])
+
+
+_NOT_MODELS = [None, "model", lambda x: x, torch.zeros(2)]
+_BAD_BOOLS = ["no", None, 2]
+
+EXEMPT["hrlib.diagnostics.DivergenceReport"] = "result record: DivergenceDetector.check builds it"
+SPECS["hrlib.diagnostics.grad_norms"] = Case(valid=lambda: {"model": _model_with_grads()}, bad={"model": _NOT_MODELS})
+SPECS["hrlib.diagnostics.total_grad_norm"] = Case(valid=lambda: {"model": _model_with_grads()},
+                                                  bad={"model": _NOT_MODELS})
+SPECS["hrlib.diagnostics.GradNormMonitor"] = Case(valid=lambda: {"every_n_steps": 2},
+                                                  bad={"every_n_steps": [0, 1.5, "2", None]})
+SPECS["hrlib.diagnostics.GradNormMonitor.record"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.GradNormMonitor(1).record(**kw),
+    valid=lambda: {"model": _model_with_grads(), "step": 1},
+    bad={"model": _NOT_MODELS, "step": [0, -1, 1.5, None]})
+SPECS["hrlib.diagnostics.GradNormMonitor.plot"] = Case(
+    fn=lambda **kw: _recorded_monitor().plot(**kw), valid=lambda: {"ax": None}, bad={"ax": ["ax", 3]})
+SPECS["hrlib.diagnostics.DivergenceDetector"] = Case(
+    valid=lambda: {"spike_factor": 5.0, "window": 5},
+    bad={"spike_factor": [1.0, 0.5, math.nan, "10", None], "window": [4, 5.5, None], "stop": _BAD_BOOLS,
+         "warn": _BAD_BOOLS})
+SPECS["hrlib.diagnostics.DivergenceDetector.check"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.DivergenceDetector(warn=False).check(**kw),
+    valid=lambda: {"model": _model_with_grads(), "loss": 1.0, "step": 1},
+    bad={"model": _NOT_MODELS, "loss": [None, "1.0", [1.0]], "step": [-1, 1.5, None], "epoch": [-1, 0.5, "0"]})
+SPECS["hrlib.diagnostics.GradClipper"] = Case(valid=lambda: {"max_norm": 1.0},
+                                              bad={"max_norm": [0.0, -1.0, math.nan, math.inf, "1", None]})
+SPECS["hrlib.diagnostics.GradClipper.clip"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.GradClipper().clip(**kw),
+    valid=lambda: {"model": _model_with_grads()}, bad={"model": _NOT_MODELS})
+SPECS["hrlib.diagnostics.is_overfitting"] = Case(
+    valid=lambda: {"train_losses": [1.0, 0.8, 0.6, 0.5], "val_losses": [1.0, 0.9, 0.95, 0.97], "patience": 2},
+    bad={"train_losses": [None, 1.0, "1.0", [1.0, 0.8, 0.6], [1.0, None, 0.6, 0.5]],
+         "val_losses": [None, 0.5, [1.0, 0.9], ["a", "b", "c", "d"]], "patience": [0, 1.5, None],
+         "min_delta": [-0.1, math.nan, "0"]})
+SPECS["hrlib.diagnostics.OverfitDetector"] = Case(
+    valid=lambda: {"patience": 2}, bad={"patience": [0, 2.5, None], "min_delta": [-1.0, math.inf, None],
+                                         "stop": _BAD_BOOLS})
+SPECS["hrlib.diagnostics.OverfitDetector.update"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.OverfitDetector().update(**kw),
+    valid=lambda: {"epoch": 0, "train_loss": 1.0, "val_loss": 0.9},
+    bad={"epoch": [-1, 0.5, None], "train_loss": [None, "1.0"], "val_loss": [None, "0.9", math.nan, math.inf]})
+SPECS["hrlib.diagnostics.plot_lr"] = Case(
+    valid=lambda: {"history": _history()}, bad={"history": [None, [{"epoch": 0, "lr": 0.1}], _history(0)],
+                                                "ax": ["ax", 3]})
+SPECS["hrlib.diagnostics.LivePlot"] = Case(valid=lambda: {"title": "curves", "live": False},
+                                           bad={"title": [None, 3], "live": _BAD_BOOLS[:1] + [2]})
+
+
+def _recorded_monitor():
+    from hrlib.diagnostics import GradNormMonitor
+
+    monitor = GradNormMonitor(1)
+    monitor.record(_model_with_grads(), 1)
+    return monitor
+
+
+# ----------------------------------------------------------------------------------------------------- memory
+_BAD_DEVICES = [3, "gpu", "tpu"] + ([] if torch.cuda.is_available() else ["cuda"])
+_STEP_BAD = {"model": [None, "dsconvnet", torch.nn.Linear(4, 3)], "batch_size": [0, 2.5, None, "2"],
+             "image_size": [0, -16, 16.0, None], "mode": ["fp16", None, "AMP", 3], "num_classes": [0, 1.5, "3"],
+             "repeats": [0, 1.5, None], "device": _BAD_DEVICES}
+
+EXEMPT["hrlib.memory.StepProfile"] = "result record: profile_step builds it"
+SPECS["hrlib.memory.Checkpointed"] = Case(valid=lambda: {"model": _tiny_model()},
+                                          bad={"model": [None, torch.nn.Linear(4, 3), torch.nn.Sequential()]})
+SPECS["hrlib.memory.profile_step"] = Case(
+    valid=lambda: {"model": _tiny_model(), "batch_size": 2, "image_size": 16, "repeats": 1, "device": "cpu"},
+    bad={**_STEP_BAD, "mode": _STEP_BAD["mode"]})
+SPECS["hrlib.memory.compare_modes"] = Case(
+    valid=lambda: {"model": _tiny_model(), "batch_size": 2, "image_size": 16, "modes": ("fp32", "checkpoint"),
+                   "repeats": 1, "device": "cpu"},
+    bad={**{k: v for k, v in _STEP_BAD.items() if k != "mode"}, "modes": [None, "fp32", (), ("fp32", "fp16")]},
+    names={"modes": "modes"})
+SPECS["hrlib.memory.largest_batch"] = Case(
+    valid=lambda: {"model": _tiny_model(), "image_size": 16, "budget_bytes": 10**6, "max_batch": 4, "device": "cpu"},
+    bad={"model": _STEP_BAD["model"], "image_size": _STEP_BAD["image_size"], "budget_bytes": [0, 1e6, None, "1"],
+         "mode": _STEP_BAD["mode"], "max_batch": [0, 2.5, None], "num_classes": _STEP_BAD["num_classes"],
+         "device": _BAD_DEVICES})
+
+
+# ----------------------------------------------------------------------------------------------------- models
+_BAD_COUNTS = [0, -1, 2.5, "3", None, True]
+
+EXEMPT["hrlib.models.Cost"] = "result record: count_cost builds it"
+SPECS["hrlib.models.DepthwiseSeparableConv"] = Case(
+    valid=lambda: {"c_in": 4, "c_out": 8, "stride": 2},
+    bad={"c_in": _BAD_COUNTS, "c_out": _BAD_COUNTS, "stride": [0, 3, 1.0, None]})
+SPECS["hrlib.models.DSConvNet"] = Case(
+    valid=lambda: {"num_classes": 3, "in_channels": 3, "widths": (4, 8)},
+    bad={"num_classes": _BAD_COUNTS, "in_channels": _BAD_COUNTS, "widths": [None, (), 8, "48", (4, 0), (4, 8.0)]})
+SPECS["hrlib.models.LayerNorm2d"] = Case(valid=lambda: {"num_channels": 4},
+                                         bad={"num_channels": _BAD_COUNTS, "eps": [0.0, -1e-6, math.nan, "1e-6", None]})
+SPECS["hrlib.models.ConvNeXtBlock"] = Case(
+    valid=lambda: {"dim": 4, "kernel_size": 3},
+    bad={"dim": _BAD_COUNTS, "kernel_size": [4, 0, 3.0, None], "expansion": _BAD_COUNTS,
+         "layer_scale_init": [0.0, -1.0, math.nan, "1e-6", None]})
+SPECS["hrlib.models.TinyConvNeXt"] = Case(
+    valid=lambda: {"dims": (4, 8), "depths": (1, 1)},
+    bad={"num_classes": _BAD_COUNTS, "in_channels": _BAD_COUNTS, "dims": [None, (), (4, 8, 16), (4, 0), "48"],
+         "depths": [None, (1,), (1, 0), 1], "layer_scale_init": [0.0, math.nan, None]})
+SPECS["hrlib.models.build_model"] = Case(
+    valid=lambda: {"name": "dsconvnet", "widths": (4,)},
+    bad={"name": [None, "resnet50", 3, ""], "num_classes": [0, 2.5, None], "in_channels": [0, "3"]})
+SPECS["hrlib.models.add_dropblock"] = Case(
+    valid=lambda: {"model": _tiny_model(), "p": 0.1, "block_size": 3},
+    bad={"model": [None, torch.nn.Conv2d(3, 4, 3), "dsconvnet"], "p": [-0.1, 1.0, math.nan, "0.1", None],
+         "block_size": [0, 4, 3.0, None], "stages": [None, (), (5,), (-9,), "1", (1.0,)]})
+SPECS["hrlib.models.conv2d_params"] = Case(
+    valid=lambda: {"c_in": 4, "c_out": 8, "kernel": 3},
+    bad={"c_in": _BAD_COUNTS, "c_out": _BAD_COUNTS, "kernel": [0, (3,), (3, 0), (3, 3, 3), None, "3"],
+         "groups": [0, 3, 1.5, None], "bias": ["yes", None, 1]})
+SPECS["hrlib.models.conv2d_macs"] = Case(
+    valid=lambda: {"c_in": 4, "c_out": 8, "kernel": (3, 1), "out_h": 8, "out_w": 8},
+    bad={"c_in": _BAD_COUNTS, "kernel": [0, (3,), None], "out_h": _BAD_COUNTS, "out_w": [0, 8.0, None],
+         "groups": [0, 3]})
+SPECS["hrlib.models.SavedBytes"] = Case(
+    valid=lambda: {"module": _tiny_model(), "exclude": (torch.zeros(2),)},
+    bad={"module": [None, "model", torch.zeros(2)], "exclude": [None, torch.zeros(2), [None], "x"]})
+SPECS["hrlib.models.count_cost"] = Case(
+    valid=lambda: {"model": _tiny_model(), "image_size": 16},
+    bad={"model": [None, "dsconvnet", torch.zeros(2)], "image_size": [0, (16,), (16, 0), 16.0, None],
+         "batch_size": [0, 1.5, None], "in_channels": [0, 4, 1.5, "3"]})
+SPECS["hrlib.models.receptive_field"] = Case(
+    valid=lambda: {"layers": [torch.nn.Conv2d(1, 1, 3), torch.nn.Conv2d(1, 1, 3, stride=2)]},
+    bad={"layers": [None, 3, "conv", [torch.nn.Linear(2, 2)], [torch.nn.Conv2d(1, 1, (3, 1))]]})
+SPECS["hrlib.models.measure_receptive_field"] = Case(
+    valid=lambda: {"module": torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3), torch.nn.ReLU()), "image_size": 16},
+    bad={"module": [None, torch.nn.Linear(2, 2), "conv"], "image_size": [0, (16,), 16.0, None, 1]})
+
+
+# ----------------------------------------------------------------------------------------------------- pruning
+_BAD_AMOUNTS = [-0.1, 1.0, math.nan, "0.5", None]
+
+SPECS["hrlib.pruning.sparsity"] = Case(valid=lambda: {"model": _tiny_model()},
+                                       bad={"model": [None, "model", torch.nn.ReLU(), torch.zeros(2)]})
+SPECS["hrlib.pruning.magnitude_prune"] = Case(
+    valid=lambda: {"model": _tiny_model(), "amount": 0.5},
+    bad={"model": [None, "model", torch.nn.ReLU()], "amount": _BAD_AMOUNTS, "inplace": ["yes", None, 1]})
+SPECS["hrlib.pruning.prune_channels"] = Case(
+    valid=lambda: {"model": _tiny_model(), "amount": 0.5},
+    bad={"model": [None, torch.nn.Conv2d(3, 4, 3), __import__("hrlib.models").models.add_dropblock(_tiny_model(),
+                                                                                                 stages=(1,))],
+         "amount": _BAD_AMOUNTS})
+
+
+# ----------------------------------------------------------------------------------------------------- runconfig
+_STAGES = {"stages": [{"name": "low", "resolution": 16, "epochs": 1}]}
+
+
+def _config(**sections: object) -> dict:
+    """A complete small config (generated slides, one 16 px stage, one epoch) with ``sections`` replaced."""
+    return {"data": {"n": 4, "size": 32}, "schedule": _STAGES, "model": {"kwargs": {"widths": [4, 8]}},
+            "train": {"batch_size": 2}, "output": {"dir": str(_tmp("run")), "progress": False}, **sections}
+
+
+def _config_file(name: str, text: str | bytes) -> Path:
+    path = _tmp(name)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+EXEMPT["hrlib.runconfig.ConfigError"] = "exception class (a ValueError raised with the key path; never called by users)"
+SPECS["hrlib.runconfig.validate_config"] = Case(
+    valid=lambda: {"config": _config()}, bad={"config": [None, [], "train.toml", 3]})
+# each section's errors name its key path ("train.lr must be a number > 0, got -1"): one argument per section
+SPECS["hrlib.runconfig.validate_config.sections"] = Case(
+    fn=lambda **kw: __import__("hrlib.runconfig").runconfig.validate_config(_config(**kw)),
+    valid=lambda: {},
+    bad={"data": [None, {"n": 0}, {"size": 4}, {"source": "web"}, {"sites": []}, {"sites": ["Z"]}, {"seed": -1},
+                  {"source": "store"}, {"bogus": 1}],
+         "schedule": [None, {}, {"stages": []}, {"stages": [{"name": "a", "resolution": 7, "epochs": 1}]},
+                      {"stages": [{"name": "a", "resolution": 64, "epochs": 1}]},
+                      {"stages": [{"name": "a", "resolution": 16, "epochs": 0}]},
+                      {"stages": [{"name": "a", "resolution": 16, "epochs": 1, "policy": "bogus"}]}],
+         "model": [None, {"name": "resnet"}, {"kwargs": {"widths": "abc"}}, {"kwargs": {"num_classes": 3}},
+                   {"kwargs": {"bogus": 1}}],
+         "train": [None, {"lr": -1.0}, {"lr": math.nan}, {"batch_size": 0}, {"lr_schedule": "linear"},
+                   {"device": "tpu"}, {"amp": "yes"}, {"weight_decay": "0"}],
+         "diagnostics": [None, {"grad_clip": {"max_norm": -1.0}}, {"bogus": True}, {"overfit": {"bogus": 1}},
+                         {"divergence": 3}],
+         "output": [None, {"dir": ""}, {"keep_last": 0}, {"progress": 1}]})
+SPECS["hrlib.runconfig.load_config"] = Case(
+    valid=lambda: {"path": _config_file("ok.toml", '[schedule]\nstages = [{name = "a", resolution = 16, '
+                                                   'epochs = 1}]\n')},
+    bad={"path": [None, 3, _TMP / "missing.toml", _config_file("cfg.json", "{}"), _config_file("bad.toml", "= ="),
+                  _config_file("bad.yaml", "a: [1,"), _config_file("latin.toml", b"\xff\xfe[schedule]"),
+                  _config_file("list.yaml", "- 1\n- 2\n")]},
+    names={"path": "config"})
+
+
+# ----------------------------------------------------------------------------------------------------- runner
+SPECS["hrlib.runner.train"] = Case(
+    valid=lambda: {"config": _config(), "progress": False},
+    bad={"config": [None, [], "config.toml"], "out": [3, ["runs"]], "resume": ["yes", None, 1],
+         "stop_after": [0, 1.5, "1"], "progress": ["no", 1]})
+SPECS["hrlib.runner.add_arguments"] = Case(valid=lambda: {"parser": __import__("argparse").ArgumentParser()},
+                                           bad={"parser": [None, "parser", {}]})
+SPECS["hrlib.runner.main"] = Case(
+    valid=lambda: {"argv": ["--config", str(SPECS["hrlib.runconfig.load_config"].valid()["path"]), "--quiet",
+                            "--out", str(_tmp("run"))]},
+    bad={"argv": ["--config x.toml", [3], ("--config", None)]})
+
+
+# ----------------------------------------------------------------------------------------------------- runs
+@functools.cache
+def _run_log() -> Path:
+    from hrlib.runs import record_run
+
+    path = _tmp("runs.jsonl")
+    record_run(path, params={"lr": 0.1}, metrics={"acc": 0.5}, seed=0, dataset={"n": 4})
+    return path
+
+
+_FP = "0" * 64
+EXEMPT["hrlib.runs.package_versions"] = "takes no arguments"
+SPECS["hrlib.runs.to_jsonable"] = Case(
+    valid=lambda: {"value": {"a": np.float32(1.5), "b": (1, 2), "c": torch.tensor([1.0])}, "key": "params"},
+    bad={"value": [object(), {1: "a"}, np.array(["a"]), [lambda: 0], {"a": {2, 3}}], "key": [None, 3]},
+    names={"value": "params"})
+SPECS["hrlib.runs.dataset_fingerprint"] = Case(
+    valid=lambda: {"source": {"n": 4, "seed": 0}},
+    bad={"source": [None, 3, "data.csv", [], [_TMP / "missing.bin"], {"n": object()}, [_TMP]]})
+SPECS["hrlib.runs.git_state"] = Case(valid=lambda: {"repo": None}, bad={"repo": [3, _TMP / "missing"]})
+SPECS["hrlib.runs.record_run"] = Case(
+    valid=lambda: {"path": _tmp("runs.jsonl"), "params": {"lr": 0.1}, "metrics": {"acc": np.float64(0.5)},
+                   "seed": 0, "dataset": _FP},
+    bad={"path": [None, 3, _TMP / "no" / "dir" / "runs.jsonl", _TMP], "params": [None, [("lr", 0.1)], {"f": print}],
+         "metrics": [None, 0.5, {"x": object()}], "seed": [-1, 1.5, None], "dataset": [None, "abc", "0" * 63, 3]},
+    names={"dataset": "dataset"})
+SPECS["hrlib.runs.read_runs"] = Case(
+    valid=lambda: {"path": _run_log()},
+    bad={"path": [None, 3, _TMP / "missing.jsonl", _TMP, _junk_file("bad.jsonl", b'{"a": 1}\n{oops\n'),
+                  _junk_file("list.jsonl", b"[1, 2]\n"), _junk_file("latin.jsonl", b"\xff\xfe{}\n")]})
+
+
+# ----------------------------------------------------------------------------------------------------- train
+def _samples(n: int = 4) -> list:
+    return [(image_u8(16, 16, seed=i), i % 3) for i in range(n)]
+
+
+def _schedule():
+    from hrlib.staging import Schedule, Stage
+
+    return Schedule([Stage("low", 16, 1, "warmup")], 16)
+
+
+def _val_tf():
+    from hrlib.staging import val_transform
+
+    return val_transform(16, source_size=16)
+
+
+@functools.cache
+def _history_file() -> Path:
+    return _history().to_json(_tmp("history.json"))
+
+
+_BAD_SETS = [None, "images", {0: (image_u8(), 0)}, [], 3, np.zeros((4, 16, 16, 3), np.uint8)]
+
+EXEMPT["hrlib.train.Callback"] = "base class with no arguments; subclasses override its hooks"
+EXEMPT["hrlib.train.EvalResult"] = "result record: evaluate builds it"
+EXEMPT["hrlib.train.Schedule"] = "typing.Protocol describing what fit needs (fit checks the members)"
+EXEMPT["hrlib.train.TrainState"] = "record that fit builds and passes to callbacks"
+SPECS["hrlib.train.History"] = Case(valid=lambda: {"rows": [{"epoch": 0, "train_loss": 1.0}]},
+                                    bad={"rows": [None, 3, "rows", {"epoch": 0}, [1, 2], [("epoch", 0)]]})
+SPECS["hrlib.train.History.column"] = Case(fn=lambda **kw: _history().column(**kw), valid=lambda: {"key": "lr"},
+                                           bad={"key": ["learning_rate", None, 3]})
+SPECS["hrlib.train.History.to_json"] = Case(
+    fn=lambda **kw: _history().to_json(**kw), valid=lambda: {"path": _tmp("history.json")},
+    bad={"path": [None, 3, _TMP / "no" / "dir" / "h.json", _TMP]})
+SPECS["hrlib.train.History.from_json"] = Case(
+    fn=lambda **kw: __import__("hrlib.train").train.History.from_json(**kw), valid=lambda: {"path": _history_file()},
+    bad={"path": [None, 3, _TMP / "missing.json", _TMP, _junk_file("h.json", b"{oops"),
+                  _junk_file("norows.json", b'{"epochs": []}'), _junk_file("rows.json", b'{"rows": [1, 2]}')]})
+SPECS["hrlib.train.evaluate"] = Case(
+    valid=lambda: {"model": _tiny_model(), "dataset": _samples(), "transform": _val_tf(), "batch_size": 2},
+    bad={"model": _NOT_MODELS, "dataset": _BAD_SETS, "transform": [None, "val"], "batch_size": [0, 2.5, None],
+         "device": _BAD_DEVICES, "num_classes": [0, 2, 1.5, "3"], "num_workers": [-1, 0.5, None]})
+SPECS["hrlib.train.fit"] = Case(
+    valid=lambda: {"model": _tiny_model(), "train_set": _samples(), "schedule": _schedule(), "batch_size": 2,
+                   "progress": False, "count_macs": False, "device": "cpu"},
+    bad={"model": _NOT_MODELS, "train_set": _BAD_SETS, "schedule": [None, object(), 16, "staged"],
+         "val_set": ["val", [], 3], "val_transform": ["val"], "epochs_per_eval": [0, 1.5, None],
+         "lr": [0.0, -1.0, math.nan, math.inf, "3e-3", None], "weight_decay": [-1.0, math.nan, None],
+         "batch_size": [0, 2.5, None, "2"], "lr_schedule": ["linear", None, 3], "optimizer": ["adam", 3],
+         "device": _BAD_DEVICES, "amp": ["yes", None, 1], "callbacks": [None, 3, [object()], "cb"],
+         "seed": [-1, 0.5, None], "num_workers": [-1, 1.5, None], "progress": ["no", None],
+         "count_macs": ["yes", None], "batch_transform": ["mixup", 3]},
+    names={"callbacks": "callbacks"})
+
+
+# ----------------------------------------------------------------------------------------------------- shards
+def _image_file(name: str = "img.png", size: int = 32) -> Path:
+    from PIL import Image
+
+    path = _tmp(name)
+    Image.fromarray(image_u8(size, size)).save(path)
+    return path
+
+
+def _crafted_png(width: int, height: int) -> bytes:
+    """A PNG header claiming width x height pixels, with no pixel data (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@functools.cache
+def _bad_image_files() -> list[Path]:
+    good = _image_file("good.jpg")
+    truncated = _junk_file("truncated.jpg", good.read_bytes()[: good.stat().st_size // 2])
+    return [truncated, _junk_file("garbage.png", b"\x89PNG\r\n\x1a\n" + bytes(range(200))),
+            _junk_file("bomb.png", _crafted_png(100_000, 100_000)),
+            _junk_file("large.png", _crafted_png(12_000, 12_000)), _junk_file("empty.png", b""), _TMP / "missing.png",
+            _TMP]
+
+
+def _samples_of(n: int = 3, c: int = 3) -> list:
+    return [(image_u8(16, 16, c, seed=i), i) for i in range(n)]
+
+
+@functools.cache
+def _shard_dir() -> Path:
+    from hrlib.shards import write_shards
+
+    return write_shards(_samples_of(), _tmp("shards"), shard_size=2)
+
+
+@functools.cache
+def _small_dir() -> Path:
+    from hrlib.shards import write_small_files
+
+    return write_small_files(_samples_of(), _tmp("small"))
+
+
+def _index_dir(text: str) -> Path:
+    folder = _tmp("index")
+    folder.mkdir()
+    (folder / "index.json").write_text(text)
+    return folder
+
+
+_BAD_SAMPLES = [None, 3, "images", image_u8(16, 16)[None], [image_u8()], [(image_u8(), 0, 1)], [(image_u8(), "a")],
+                [(image_u8(16, 16, None), 0)], [(np.zeros((16, 16, 3), np.float32), 0)], [(np.zeros((0, 16, 3),
+                                                                                                   np.uint8), 0)],
+                [(image_u8(16, 16), 0), (image_u8(8, 8), 1)], []]
+_BAD_DIRS = [None, 3, _TMP / "missing", _TMP, _index_dir("{oops"), _index_dir('{"kind": "shards"}'),
+             _index_dir("[1, 2]")]
+
+EXEMPT["hrlib.shards.Batch"] = "result record: collate_skipping builds it (a list with .skipped)"
+EXEMPT["hrlib.shards.SkippedSample"] = "result record: ImageFileDataset builds it under on_error='skip'"
+SPECS["hrlib.shards.to_tensor"] = Case(valid=lambda: {"image": image_u8(16, 16)},
+                                       bad={"image": [*BAD_IMAGES, np.zeros((16, 16, 3), np.float32),
+                                                      torch.zeros(16, 16, 3, dtype=torch.uint8)]})
+SPECS["hrlib.shards.decode_image"] = Case(
+    valid=lambda: {"path": _image_file()},
+    bad={"path": [None, 3, *_bad_image_files()], "max_pixels": [0, -1, 1.5, "1000", True]})
+SPECS["hrlib.shards.ImageFileDataset"] = Case(
+    valid=lambda: {"files": [_image_file()], "size": 16},
+    bad={"files": [None, [], "img.png", _image_file(), [None], [3]], "size": [0, 16.5, "16"],
+         "n_samples": [0, 2.5, "3"], "labels": [[1, 2], "1", [None], [1.5]], "seed": [-1, 0.5, None],
+         "max_pixels": [0, 1.5, "big"], "on_error": ["ignore", None, True], "transform": ["to_tensor", 3]})
+SPECS["hrlib.shards.ImageFileDataset.__getitem__"] = Case(
+    fn=lambda **kw: __import__("hrlib.shards").shards.ImageFileDataset([_image_file()], 16).__getitem__(**kw),
+    valid=lambda: {"i": 0}, bad={"i": [1, -5, 0.5, None, "0"]})
+SPECS["hrlib.shards.ImageFileDataset.__getitem__.files"] = Case(  # a bad file is an error naming it (or skipped)
+    fn=lambda path: __import__("hrlib.shards").shards.ImageFileDataset([path], 16)[0],
+    valid=lambda: {"path": _image_file()}, bad={"path": _bad_image_files()[:-1] + [_image_file("tiny.png", 8)]})
+SPECS["hrlib.shards.write_shards"] = Case(
+    valid=lambda: {"samples": _samples_of(), "dst": _tmp("shards"), "shard_size": 2},
+    bad={"samples": _BAD_SAMPLES, "dst": [None, 3, _TMP], "shard_size": [0, 2.5, None, "2"],
+         "force": ["yes", None]},
+    names={"samples": "samples"})
+SPECS["hrlib.shards.write_small_files"] = Case(
+    valid=lambda: {"samples": _samples_of(), "dst": _tmp("small"), "fmt": "png"},
+    bad={"samples": [*_BAD_SAMPLES[:10], _BAD_SAMPLES[11], _samples_of(c=2)],  # mixed sizes are fine here
+         "dst": [None, 3, _TMP], "fmt": ["jpg", None, "PNG"], "force": ["yes", 1]})
+SPECS["hrlib.shards.ShardDataset"] = Case(valid=lambda: {"path": _shard_dir()},
+                                          bad={"path": [*_BAD_DIRS, _small_dir()]})
+SPECS["hrlib.shards.ShardDataset.__getitem__"] = Case(
+    fn=lambda **kw: __import__("hrlib.shards").shards.ShardDataset(_shard_dir()).__getitem__(**kw),
+    valid=lambda: {"i": 2}, bad={"i": [3, -1, 1.5, None, "0"]})
+SPECS["hrlib.shards.SmallFileDataset"] = Case(valid=lambda: {"path": _small_dir()},
+                                              bad={"path": [*_BAD_DIRS, _shard_dir()]})
+SPECS["hrlib.shards.SmallFileDataset.__getitem__"] = Case(
+    fn=lambda **kw: __import__("hrlib.shards").shards.SmallFileDataset(_small_dir()).__getitem__(**kw),
+    valid=lambda: {"i": 2}, bad={"i": [3, -1, 1.5, None, "0"]})
+SPECS["hrlib.shards.collate_skipping"] = Case(
+    valid=lambda: {"items": [(torch.zeros(3), 0), __import__("hrlib.shards").shards.SkippedSample("x.png", "bad")]},
+    bad={"items": [None, 3, "items", [(torch.zeros(3), 0), (torch.zeros(4), 1)], [object(), object()]]})

@@ -60,7 +60,8 @@ def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.n
         max_pixels: refuse images with more pixels than this (checked from the header, before decoding). PIL's own
             decompression-bomb guard (about 179 megapixels) still applies; it is never disabled here.
 
-    Raises ``ValueError`` naming the file for anything unreadable (truncated, garbage, too large, missing).
+    Raises ``ValueError`` naming the file for anything unreadable (truncated, garbage, too large, missing, a PNG
+    chunk failing its CRC-32).
     PIL's guard is handled here, per call: its warning (above ~89 megapixels) is silenced only when an explicit
     ``max_pixels`` replaces it, and its ``DecompressionBombError`` (above ~179 megapixels) becomes that
     ``ValueError``; ``Image.MAX_IMAGE_PIXELS`` is never changed. (:func:`hrlib.convert.read_image_file` instead
@@ -71,12 +72,17 @@ def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.n
         max_pixels = check_int("max_pixels", max_pixels)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # PIL's "Truncated File Read", "Corrupt EXIF data"
             if max_pixels is not None:  # the caller set an explicit limit: PIL's softer warning adds nothing
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
                 if max_pixels is not None and w * h > max_pixels:
                     raise ValueError(f"{w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
+                if im.format == "PNG":  # PIL skips IDAT CRCs: a flipped byte could decode to wrong pixels
+                    from hrlib.convert import _check_png_crcs
+
+                    _check_png_crcs(path)
                 return np.asarray(im.convert("RGB"))
     except Image.DecompressionBombError as err:  # PIL's own limit: name the file and the way out
         raise ValueError(f"path {os.fspath(path)!r} could not be decoded: DecompressionBombError: {err} (PIL refuses "

@@ -297,3 +297,19 @@ def test_damage_surfaces_through_dataloader_workers(tmp_path, stores, fmt):
     with pytest.raises(StoreCorruptError, match=rf"chunk \(1, 1\) is corrupt.*{path}"):
         for _ in loader:
             pass
+
+
+@FUZZ
+@given(how=DAMAGE)
+def test_small_file_reader_refuses_damaged_png(tmp_path, how):
+    """hrlib.shards.decode_image (ImageFileDataset's reader) makes the same promise for PNG: error or exact."""
+    from hrlib.shards import decode_image
+
+    path = tmp_path / "damaged.png"
+    path.write_bytes(damage(encoded("png"), *how))
+    out = in_child(decode_image, path)
+    assert out[0] != "crash", out
+    if out[0] == "error":
+        assert out[1] == "ValueError" and str(path) in out[2], out
+    else:
+        np.testing.assert_array_equal(out[1], PIXELS)

@@ -107,13 +107,14 @@ def test_damaged_image_file_is_a_named_error_or_right_pixels(tmp_path, fmt, how)
 
 
 def png_with_header(width: int, height: int, bit_depth: int = 8, color: int = 2) -> bytes:
-    """A PNG whose IHDR (with a correct CRC) claims any size; its one IDAT holds a single row of zeros."""
+    """A PNG whose IHDR (with a correct CRC) claims any size; its one IDAT holds at most one row of zeros (a
+    reader must refuse the claimed size from the header, before it looks at the pixel data)."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * (1 + 3 * width)))
-            + chunk(b"IEND", b""))
+    row = zlib.compress(b"\0" * min(1 + 3 * width, 4096))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
 
 
 def jpeg_claiming(width: int, height: int) -> bytes:

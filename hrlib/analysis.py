@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from hrlib._checks import atomic_write, check_float, check_int
+from hrlib._checks import check_path as _check_path
 from hrlib.bundle import BundledModel, export_bundle, load_bundle
 from hrlib.data import CLASS_NAMES, Slide, make_slide
 from hrlib.runs import dataset_fingerprint, git_state, package_versions, read_runs, record_run, to_jsonable
@@ -54,12 +55,6 @@ def _class_names(class_names: object) -> tuple[str, ...]:
     if len(names) < 2 or len(set(names)) != len(names):
         raise ValueError(f"class_names must name at least 2 distinct classes, got {class_names!r:.200}")
     return names
-
-
-def _check_path(name: str, path: object) -> Path:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{name} must be a str or os.PathLike file path, got {type(path).__name__} {path!r:.80}")
-    return Path(path)
 
 
 # ---- error modes ---------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from hrlib._checks import atomic_write, check_int
+from hrlib._checks import check_path as _check_path
 
 __all__ = ["checkpoint_path", "latest_checkpoint", "load_checkpoint", "restore_rng_state", "rng_state",
            "save_checkpoint"]
@@ -27,12 +28,6 @@ __all__ = ["checkpoint_path", "latest_checkpoint", "load_checkpoint", "restore_r
 _NAME = re.compile(r"epoch_(\d{4,})\.pt\Z")
 _RNG_KEYS = {"python": ("version", "words", "gauss"), "numpy": ("name", "keys", "pos", "has_gauss", "cached"),
              "torch": (), "cuda": ()}
-
-
-def _check_path(name: str, path: object) -> Path:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
-    return Path(path)
 
 
 def _check_rng_state(state: object) -> None:

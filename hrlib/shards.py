@@ -26,6 +26,7 @@ from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from hrlib._checks import check_int
+from hrlib._checks import check_path as _check_path
 
 __all__ = ["Batch", "ImageFileDataset", "ShardDataset", "SkippedSample", "SmallFileDataset", "collate_skipping",
            "decode_image", "to_tensor", "write_shards", "write_small_files"]
@@ -43,13 +44,6 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
         image = image[..., None]
     chw = np.require(image.transpose(2, 0, 1), requirements=("C", "W"))  # copies read-only memmaps (torch warns)
     return torch.from_numpy(chw).float().div_(255.0)
-
-
-
-def _check_path(name: str, path: object) -> Path:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
-    return Path(path)
 
 
 def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:

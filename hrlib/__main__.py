@@ -7,8 +7,8 @@ import sys
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
-    from hrlib.convert import ON_ERROR
-    from hrlib.store import FORMATS
+    from hrlib.pipeline.converter import ON_ERROR
+    from hrlib.pipeline.store import FORMATS
 
     p = sub.add_parser("convert", help="convert image files into a tile store (zarr or LMDB, with a pyramid)")
     p.add_argument("src", help="an image file or a folder of .jpg/.jpeg/.png/.tif/.tiff files")
@@ -26,7 +26,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from hrlib.convert import ConvertError, convert
+    from hrlib.pipeline.converter import ConvertError, convert
 
     try:
         result = convert(ns.src, ns.dst, fmt=ns.fmt, tile=ns.tile, levels=ns.levels, resume=ns.resume,
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="run a benchmark (see `python -m hrlib.bench --help`)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     _add_convert(sub)
-    from hrlib.runner import add_arguments
+    from hrlib.train.runner import add_arguments
 
     add_arguments(sub.add_parser("train", help="train from a .toml/.yaml config (one process or under torchrun)"))
     check = sub.add_parser("verify", help="check a store: manifest, chunk checksums, missing chunks, sha256")
@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "convert":
         return _convert(ns, sub.choices["convert"])
     if ns.command == "train":
-        from hrlib.runner import run_cli
+        from hrlib.train.runner import run_cli
 
         return run_cli(ns)
     if ns.command == "verify":
-        from hrlib.store import verify
+        from hrlib.pipeline.store import verify
 
         problems = verify(ns.dst)
         for line in problems:

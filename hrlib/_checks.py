@@ -1,16 +1,20 @@
-"""Input validation shared by hrlib's public functions (errors name the argument, what was expected and what came),
-and :func:`atomic_write`, the one file-writing helper two modules share."""
+"""Input validation shared by hrlib's public functions: one validator per concept.
+
+Each raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, wrong value) with a message that
+names the argument, what was expected and what came. Validation happens at the public edge, never inside a
+module's ``forward``: internals trust their inputs.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
+import torch
+from torch import nn
 
 
 def check_int(name: str, value: object, minimum: int = 1) -> int:
@@ -45,22 +49,6 @@ def check_float(name: str, value: object, low: float = -math.inf, high: float = 
     return v
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], mode: str = "w") -> Path:
-    """Call ``write`` on a temp file next to ``path``, then ``os.replace`` it: no partial file on failure."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def check_bool(name: str, value: object, *, allow_none: bool = False) -> bool | None:
     """Return ``value`` if it is a bool (or None when ``allow_none``); raise ``TypeError`` naming ``name``.
 
@@ -80,3 +68,127 @@ def check_path(name: str, value: object) -> Path:
         raise TypeError(f"{name} must be a file or folder path (str or os.PathLike), "
                         f"got {type(value).__name__} {value!r:.60}")
     return Path(value)
+
+
+def check_model(name: str, value: object) -> nn.Module:
+    """Return ``value`` if it is a ``torch.nn.Module``; raise ``TypeError`` naming ``name`` otherwise."""
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
+def check_device(name: str, value: object) -> torch.device:
+    """Return ``value`` as a ``torch.device``: a device, a type such as ``"cpu"``/``"cuda"``/``"mps"``, or None
+    for :func:`resolve_device`'s choice; raise ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, torch.device):
+        return value
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a torch.device, 'cpu', 'cuda', 'mps' or None, got {type(value).__name__} "
+                        f"{value!r}")
+    try:
+        return resolve_device(value)
+    except ValueError as e:
+        raise ValueError(f"{name} must be an available device ('cpu', 'cuda', 'mps') or None, got {value!r} "
+                         f"({e})") from e
+
+
+def resolve_device(prefer: str | None = None) -> torch.device:
+    """The device to compute on (``hrlib.config.get_device``): CUDA if available, else Apple MPS, else CPU.
+
+    Args:
+        prefer: force a device type (``"cpu"``, ``"cuda"``, ``"mps"``); ``HRLIB_DEVICE`` does the same from the
+            environment. A preferred device that is not available raises ``ValueError``.
+    """
+    if prefer is not None and not isinstance(prefer, str):
+        raise TypeError(f"prefer must be a device type ('cpu', 'cuda', 'mps') or None, got {type(prefer).__name__} "
+                        f"{prefer!r}")
+    source = "prefer" if prefer else "HRLIB_DEVICE"
+    choice = (prefer or os.environ.get("HRLIB_DEVICE", "")).strip().lower()
+    if choice:
+        available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
+        if choice not in available:
+            raise ValueError(f"{source} must name a device type, one of {sorted(available)}, got {choice!r}")
+        if not available[choice]:
+            raise ValueError(f"{source} requested device {choice!r}, which is not available on this machine")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device(torch.cuda.current_device())
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def _shape_text(value: object) -> str:
+    if isinstance(value, np.ndarray | torch.Tensor):
+        return f"{value.dtype} with shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def check_image(name: str, value: object, *, channels: Sequence[int] | None = (1, 3, 4), gray: bool = True,
+                dtype: str = "uint8", min_side: int = 1) -> np.ndarray:
+    """Return ``value`` if it is a numpy image; raise ``TypeError``/``ValueError`` naming ``name`` otherwise.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the candidate, HxW or HxWxC (channels last).
+        channels: allowed channel counts of an HxWxC image (None: any >= 1).
+        gray: whether an HxW image (no channel axis) is allowed.
+        dtype: ``"uint8"`` (0-255 pixels) or ``"numeric"`` (any bool, int or finite float dtype).
+        min_side: the smallest allowed height and width, in pixels.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        TypeError: ``value`` is not a numpy array.
+        ValueError: wrong dtype, number of dimensions, channel count, size or non-finite values.
+    """
+    shapes = (["HxW"] if gray else []) + ["HxWxC" + (f" (C in {', '.join(map(str, channels))})" if channels else "")]
+    what = f"{name} must be a{'n' if dtype == 'uint8' else ''} {' or '.join(shapes)} " \
+           f"{'uint8' if dtype == 'uint8' else 'numeric'} numpy array with sides >= {min_side}"
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{what}, got {_shape_text(value)}")
+    ok_dtype = value.dtype == np.uint8 if dtype == "uint8" else value.dtype.kind in "biuf"
+    ok_shape = (value.ndim == 2 and gray) or (value.ndim == 3 and (
+        value.shape[2] in channels if channels else value.shape[2] >= 1))
+    if not ok_dtype or not ok_shape or min(value.shape[:2], default=0) < min_side:
+        raise ValueError(f"{what}, got {_shape_text(value)}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"{name} must hold finite values, got NaN or inf")
+    return value
+
+
+def check_batch(name: str, value: object, *, channels: int | None = None, min_pixels: int = 1,
+                finite: bool = True) -> torch.Tensor:
+    """Return ``value`` if it is a float (N, C, H, W) tensor with N >= 1; raise naming ``name`` otherwise.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the candidate batch, NCHW float.
+        channels: the required C (None: any).
+        min_pixels: the smallest allowed H * W (2 where a standard deviation over pixels is taken).
+        finite: also refuse NaN and inf (a scan of the tensor: keep it out of hot loops).
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        TypeError: ``value`` is not a tensor.
+        ValueError: wrong dtype, shape, channel count or non-finite values.
+    """
+    c = "C" if channels is None else str(channels)
+    what = f"{name} must be a float tensor (N, {c}, H, W) with N >= 1" + (
+        f" and H * W >= {min_pixels}" if min_pixels > 1 else "")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{what}, got {_shape_text(value)}")
+    if value.ndim != 4 or not value.is_floating_point() or value.shape[0] == 0 or (
+            channels is not None and value.shape[1] != channels) or value.shape[2] * value.shape[3] < min_pixels:
+        raise ValueError(f"{what}, got {_shape_text(value)}")
+    if finite and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must hold finite values, got NaN or inf")
+    return value

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrlib._checks import atomic_write, check_float, check_int
-from hrlib.data import make_slide
+from hrlib._checks import check_float, check_int
+from hrlib._io import atomic_write
+from hrlib.data.slides import make_slide
 
 __all__ = ["bench_generator", "bench_pipeline", "format_pipeline", "main", "time_it"]
 
@@ -115,8 +116,8 @@ class _Sources:
 
 
 def _make_sources(root: Path, size: int, region: int, n_images: int, seed: int) -> _Sources:
-    from hrlib.pipeline import decode_image
-    from hrlib.store import open_store, write_example_images, write_store
+    from hrlib.pipeline.loaders import decode_image
+    from hrlib.pipeline.store import open_store, write_example_images, write_store
 
     files = write_example_images(root / "jpg", n_images, size, seed=seed)
     images = {f.stem: decode_image(f) for f in files}
@@ -133,8 +134,8 @@ def _make_sources(root: Path, size: int, region: int, n_images: int, seed: int) 
 
 
 def _bench_reads(src: _Sources) -> None:
-    from hrlib.pipeline import decode_image
-    from hrlib.store import downsample
+    from hrlib.pipeline.loaders import decode_image
+    from hrlib.pipeline.store import downsample
 
     r, files, spots = src.region, src.files, src.spots
     jpeg = _median_ms(lambda k: decode_image(files[k % len(files)])[:r, :r].copy(), 3)
@@ -155,7 +156,7 @@ def _bench_reads(src: _Sources) -> None:
 def _region_data(src: _Sources, n: int, seed: int, uint8: bool = False, **kwargs: Any) -> Any:
     """Regions with per-sample albumentations, as float CHW tensors (or uint8 ones: 4x fewer bytes between
     processes; the consumer converts)."""
-    from hrlib.pipeline import RegionDataset, sample_augment, to_tensor
+    from hrlib.pipeline.loaders import RegionDataset, sample_augment, to_tensor
 
     aug = sample_augment(seed=seed)
 
@@ -168,7 +169,7 @@ def _region_data(src: _Sources, n: int, seed: int, uint8: bool = False, **kwargs
 
 def _bench_loader(src: _Sources, seed: int, n: int = 96, batch: int = 8, epochs: int = 3) -> float:
     """Workers 0 / 2 / 2 persistent; returns the seconds one batch takes to load with 0 workers."""
-    from hrlib.pipeline import make_loader
+    from hrlib.pipeline.loaders import make_loader
 
     total = {}
     for label, workers, persistent, uint8 in (("0", 0, False, False), ("2", 2, False, False),
@@ -185,7 +186,7 @@ def _bench_loader(src: _Sources, seed: int, n: int = 96, batch: int = 8, epochs:
 
 def _bench_augment(src: _Sources, seed: int, n: int = 16) -> None:
     from hrlib.config import get_device
-    from hrlib.pipeline import batched_augment, sample_augment, to_tensor
+    from hrlib.pipeline.loaders import batched_augment, sample_augment, to_tensor
 
     crops = np.stack([src.stores["lmdb"].read_region(*src.spots[k % len(src.spots)], src.region, src.region)
                       for k in range(n)])
@@ -207,7 +208,7 @@ def _bench_augment(src: _Sources, seed: int, n: int = 16) -> None:
 
 def _bench_wait(src: _Sources, seed: int, compute_s: float, n: int = 96, batch: int = 8, epochs: int = 2) -> None:
     """Data-wait fraction with a fake accelerator step (a sleep of ``compute_s``) before and after tuning."""
-    from hrlib.pipeline import StepTimer, make_loader
+    from hrlib.pipeline.loaders import StepTimer, make_loader
 
     data = _region_data(src, n, seed)
     fraction = {}
@@ -224,7 +225,7 @@ def _bench_wait(src: _Sources, seed: int, compute_s: float, n: int = 96, batch: 
 
 
 def _bench_shards(src: _Sources, n: int = 256) -> None:
-    from hrlib.pipeline import ShardDataset, SmallFileDataset, write_shards, write_small_files
+    from hrlib.pipeline.loaders import ShardDataset, SmallFileDataset, write_shards, write_small_files
 
     side = min(128, src.region)
     image_id = src.files[0].stem
@@ -238,7 +239,7 @@ def _bench_shards(src: _Sources, n: int = 256) -> None:
 
 
 def _bench_cache(src: _Sources, seed: int, n: int = 48, batch: int = 8, epochs: int = 3) -> None:
-    from hrlib.pipeline import RegionDataset, make_loader
+    from hrlib.pipeline.loaders import RegionDataset, make_loader
 
     seconds = {}
     for label, cache in (("off", None), ("on", n)):

@@ -20,9 +20,9 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
-from hrlib._checks import check_int
+from hrlib._checks import check_int, resolve_device
 
-__all__ = ["Profile", "describe", "get_device", "get_profile", "seed_everything"]
+__all__ = ["Profile", "describe", "get_device", "get_profile", "seed_everything", "seed_transform", "seed_worker"]
 
 ProfileName = Literal["fast", "full"]
 T = TypeVar("T")
@@ -77,45 +77,16 @@ def get_device(prefer: str | None = None) -> torch.device:
 
     Args:
         prefer: force a device type (``"cpu"``, ``"cuda"``, ``"mps"``); ``HRLIB_DEVICE`` does the same from the
-            environment. A preferred device that is not available raises ``ValueError``.
+            environment.
+
+    Returns:
+        The ``torch.device``.
+
+    Raises:
+        TypeError: ``prefer`` is not a str or None.
+        ValueError: the preferred device type is unknown or not available on this machine.
     """
-    if prefer is not None and not isinstance(prefer, str):
-        raise TypeError(f"prefer must be a device type ('cpu', 'cuda', 'mps') or None, got {type(prefer).__name__} "
-                        f"{prefer!r}")
-    source = "prefer" if prefer else "HRLIB_DEVICE"
-    choice = (prefer or os.environ.get("HRLIB_DEVICE", "")).strip().lower()
-    if choice:
-        available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
-        if choice not in available:
-            raise ValueError(f"{source} must name a device type, one of {sorted(available)}, got {choice!r}")
-        if not available[choice]:
-            raise ValueError(f"{source} requested device {choice!r}, which is not available on this machine")
-        return torch.device(choice)
-    if torch.cuda.is_available():
-        return torch.device(torch.cuda.current_device())
-    if _mps_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _check_device(name: str, device: object) -> torch.device:
-    """``device`` (a ``torch.device``, a device type ``"cpu"``/``"cuda"``/``"mps"``, or None for :func:`get_device`)
-    as a ``torch.device``; errors name ``name`` (the caller's argument)."""
-    if isinstance(device, torch.device):
-        return device
-    if device is not None and not isinstance(device, str):
-        raise TypeError(f"{name} must be a torch.device, 'cpu', 'cuda', 'mps' or None, got {type(device).__name__} "
-                        f"{device!r}")
-    try:
-        return get_device(device)
-    except ValueError as e:
-        raise ValueError(f"{name} must be an available device ('cpu', 'cuda', 'mps') or None, got {device!r} "
-                         f"({e})") from e
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
+    return resolve_device(prefer)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generator:
@@ -134,6 +105,34 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
+
+
+def seed_transform(transform: object, seed: int) -> None:
+    """Seed a transform's own random generator, if it has one (``set_random_seed``, as albumentations' Compose).
+
+    Albumentations draws from OS entropy unless seeded, so an unseeded run never repeats.
+
+    Args:
+        transform: any object; one without ``set_random_seed`` is left alone.
+        seed: the seed, in [0, 2**32).
+    """
+    set_seed = getattr(transform, "set_random_seed", None)
+    if callable(set_seed):
+        set_seed(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn``: each worker seeds its copy of the dataset's ``transform`` from its torch seed.
+
+    torch already seeds ``random``, NumPy's legacy generator and torch in each worker from the loader's base seed
+    and the worker id; this adds the transform's own generator.
+
+    Args:
+        worker_id: the worker's index (unused: torch's per-worker seed already includes it).
+    """
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        seed_transform(getattr(info.dataset, "transform", None), torch.initial_seed() % 2**32)
 
 
 def describe(seed: int | None = None) -> str:

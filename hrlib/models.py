@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,31 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hrlib._checks import check_float, check_int
 
-__all__ = ["ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
+__all__ = ["eval_mode", "ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
            "SavedBytes", "add_dropblock", "build_model", "conv2d_macs", "conv2d_params", "count_cost",
            "measure_receptive_field", "receptive_field"]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every module of ``model`` in eval mode inside the block; restore each module's own mode afterwards.
+
+    ``model.train(was_training)`` would not do: it sets every submodule alike, so a submodule that was frozen in
+    eval mode (e.g. BatchNorm layers kept in eval while the rest trains) would come back in training mode.
+
+    Args:
+        model: the module to switch.
+
+    Yields:
+        ``model``, in eval mode.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _check_ints(name: str, values: object, minimum: int = 1) -> tuple[int, ...]:

@@ -30,7 +30,7 @@ from torch import nn
 
 from hrlib._checks import check_bool as _check_flag
 from hrlib._checks import check_float, check_int
-from hrlib.data import SLIDE_MEAN, SLIDE_STD
+from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD
 
 __all__ = ["POLICIES", "Policy", "Schedule", "Stage", "evaluate_at_resolutions", "recalibrate_bn",
            "stage_transform", "val_transform"]

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from hrlib._checks import check_float, check_int
-from hrlib.data import downscale
+from hrlib.data.slides import downscale
 
 __all__ = ["compare_resolutions", "crop_box", "draw_boxes", "format_table", "mean_spread", "resolution_slider",
            "show_images"]
@@ -187,7 +187,8 @@ def compare_resolutions(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8)
                         title: str | None = None) -> Figure:
     """The same image (or a zoom on one box) at several downsampling factors, side by side.
 
-    Each factor's image is made with area averaging (``hrlib.data.downscale``); when ``box`` is given, every panel
+    Each factor's image is made with area averaging (``hrlib.data.slides.downscale``); when ``box`` is given, every
+    panel
     shows the same region around it (the box grown by ``pad`` times its size on each side), displayed at the same
     on-screen size so that lost detail is visible as blocky pixels.
 

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from hrlib._checks import check_float, check_int
 from hrlib.augment.local import NonOverlappingCutout, mean_fill
-from hrlib.data import SLIDE_MEAN, SLIDE_STD
+from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD
 from hrlib.staging import Stage
 
 __all__ = ["STRENGTHS", "PipelineSchedule", "explorer", "strength_grid", "strength_pipeline", "strength_stack",

@@ -8,7 +8,8 @@ Everything composes albumentations 2.0 and torchvision v2: :func:`occlusion_poli
 them to about 0. These hole transforms shrink each box to the bounding box of its visible pixels (albumentations
 2.0's own rule truncates boxes to whole pixels first and can keep a box many pixels wider than what is left of its
 object, or drop one that is still visible). :func:`mixing` returns torchvision's
-MixUp/CutMix for ``hrlib.train.fit(batch_transform=...)``. :func:`aligned` builds a Compose that moves boxes, masks
+MixUp/CutMix for ``hrlib.train.fit(batch_transform=...)``. :func:`aligned` builds a Compose that moves boxes,
+masks
 and keypoints with the pixels, and :func:`alignment_error` measures, in pixels, how far a transformed box lies from
 the box of the transformed mask (rotating a box can only enlarge it: see ``rotate_method``).
 """
@@ -27,7 +28,7 @@ from torchvision.transforms import v2
 
 from hrlib._checks import check_bool as _check_flag
 from hrlib._checks import check_float, check_int
-from hrlib.data import SLIDE_MEAN
+from hrlib.data.slides import SLIDE_MEAN
 
 __all__ = ["MIX_KINDS", "Alignment", "Cutout", "GridMask", "NonOverlappingCutout", "RandomErasing", "aligned",
            "alignment_error", "mean_fill", "mixing", "nonoverlapping_holes", "occlusion_policy"]

@@ -24,7 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hrlib._checks import check_float, check_int
-from hrlib.train import Callback, TrainState
+from hrlib.train.history import Callback, TrainState
 
 __all__ = ["BatchStatsMonitor", "StatsFlag"]
 

@@ -242,7 +242,7 @@ def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compos
     ``seed`` fixes the weights, the batch order and the augmentation draws: one comparison run per call."""
     from hrlib.config import seed_everything
     from hrlib.models import DSConvNet
-    from hrlib.train import evaluate, fit
+    from hrlib.train.engine import evaluate, fit
 
     for name, data in (("train_set", train_set), ("val_set", val_set)):
         if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, str | bytes):

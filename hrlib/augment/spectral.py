@@ -94,7 +94,7 @@ def band_noise(image: np.ndarray, sigma: float, *, mode: str = "shared", rng: np
 
 def normalized_difference(image: np.ndarray, a: int = 3, b: int = 2, eps: float = 1e-6) -> np.ndarray:
     """``(band a - band b) / (band a + band b)`` per pixel, (H, W) float64 in [-1, 1]; NDVI with a = NIR, b = red
-    (bands ``BAND_NAMES = (blue, green, red, nir)`` of ``hrlib.synth``). ``eps`` guards a zero denominator."""
+    (bands ``BAND_NAMES = (blue, green, red, nir)`` of ``hrlib.data.synth``). ``eps`` guards a zero denominator."""
     image = check_bands(image)
     for name, i in (("a", a), ("b", b)):
         if isinstance(i, bool) or not (isinstance(i, int | np.integer) and -image.shape[2] <= i < image.shape[2]):

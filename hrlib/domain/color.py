@@ -2,7 +2,8 @@
 matching, FDA and source-only elastic deformation.
 
 * :func:`domain_stats` and :class:`PerDomainNormalize` standardize each image with its own domain's mean/std.
-  ``hrlib.train.fit`` calls its transform as ``transform(image=image)`` only, so a domain cannot reach a transform
+  ``hrlib.train.fit`` calls its transform as ``transform(image=image)`` only, so a domain cannot reach a
+  transform
   there: :class:`PerDomainDataset` wraps a dataset and moves each uint8 image from its domain's statistics to one
   common ``reference`` (``(x - mean_d) / std_d * std_ref + mean_ref``, rounded and clipped), so that fit's usual
   ``A.Normalize(reference)`` then yields ``(x - mean_d) / std_d``.

@@ -20,7 +20,7 @@ from skimage.feature import peak_local_max
 from torch import nn
 
 from hrlib._checks import check_float, check_int
-from hrlib.cam import grad_cam
+from hrlib.analysis.cam import grad_cam
 
 __all__ = ["CamCrop", "cam_crops", "crop_box", "find_peaks"]
 
@@ -106,7 +106,7 @@ def cam_crops(model: nn.Module, images: Sequence[np.ndarray], transform: Callabl
         min_confidence: images whose top softmax probability is below this (in [0, 1]) are skipped.
         min_distance: minimum peak distance as a fraction of the CAM's side, in (0, 1] (non-maximum suppression).
         seed: fixes the crop sides (one ``uniform(scale)`` per crop, in order).
-        cam_fn: ``cam_fn(model, x, class_idx)`` -> (N, h, w) maps >= 0; default :func:`hrlib.cam.grad_cam`.
+        cam_fn: ``cam_fn(model, x, class_idx)`` -> (N, h, w) maps >= 0; default :func:`hrlib.analysis.cam.grad_cam`.
         batch_size: images per forward pass, >= 1.
 
     Returns:

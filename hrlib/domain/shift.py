@@ -1,7 +1,7 @@
 """A measured domain shift (lesson 04): labeled source sites, an unlabeled target site, and one training harness
 for every technique of ``hrlib.domain``, so that each is compared on the same data, seeds and budget.
 
-:func:`make_shift` renders the slides of ``hrlib.data`` at the source sites (labeled), at the target site (a pool
+:func:`make_shift` renders the slides of ``hrlib.data.slides`` at the source sites (labeled), at the target site (a pool
 whose labels are used only by the oracle, and a test set). :func:`run` trains a fresh ``DSConvNet`` on in-memory
 tensors for one technique and seed and returns the target test accuracy; :data:`TECHNIQUES` lists the names.
 Image-level techniques (LAB alignment, FDA, elastic) are computed once per :class:`ShiftData` (``variants``
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from hrlib._checks import check_float, check_int
 from hrlib.config import get_device
-from hrlib.data import CLASS_NAMES, get_site, make_slide
+from hrlib.data.slides import CLASS_NAMES, get_site, make_slide
 from hrlib.domain.color import domain_stats, fda, lab_align, lab_reference, source_elastic
 from hrlib.domain.crops import cam_crops
 from hrlib.domain.norm import DomainSpecificBatchNorm, adain, convert_batchnorm, insert_mixstyle, set_domain
@@ -147,7 +147,7 @@ def make_shift(size: int = 96, *, n_source: int = 60, n_pool: int = 120, n_test:
                variants: int = 2, progress: Callable | None = None) -> ShiftData:
     """Render a shift: ``n_source`` labeled slides per source site, ``n_pool`` and ``n_test`` target slides.
 
-    ``size``: side in pixels (>= 32); ``source``: site names (``hrlib.data.SITES``) of the labeled domains;
+    ``size``: side in pixels (>= 32); ``source``: site names (``hrlib.data.slides.SITES``) of the labeled domains;
     ``target``: the unseen site; ``seed``: layouts are drawn from it (every split and site has its own layouts);
     ``target_frac``: target diameter / side; ``variants``: augmented copies for the image-level techniques;
     ``progress``: optional wrapper for the rendering loop (e.g. ``tqdm.auto.tqdm``). Classes are balanced.

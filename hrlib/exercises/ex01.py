@@ -115,7 +115,7 @@ VAL_CASES: tuple[tuple[int, int], ...] = ((64, 256), (128, 256), (256, 256))
 
 
 def _slide_image(size: int) -> np.ndarray:
-    from hrlib.data import make_slide
+    from hrlib.data.slides import make_slide
 
     return make_slide(size, label=2, seed=11).image
 

@@ -2,7 +2,7 @@
 
 The references are hrlib's own: :func:`hrlib.augment.local.nonoverlapping_holes` (holes are half-open pixel boxes
 ``x0, y0, x1, y1``; touching edges is not an overlap; at most ``(H // h) * (W // w)`` holes fit) and the definition
-of ``"reversed_box"`` in :mod:`hrlib.qa` (a finite box with ``x1 < x0`` or ``y1 < y0``).
+of ``"reversed_box"`` in :mod:`hrlib.augment.qa` (a finite box with ``x1 < x0`` or ``y1 < y0``).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ BOX_CASES: tuple[tuple[str, list[list[float]]], ...] = (
 
 
 def reference_reversed(boxes: np.ndarray) -> list[int]:
-    """Indices of finite boxes with ``x1 < x0`` or ``y1 < y0`` (hrlib.qa's ``"reversed_box"``)."""
+    """Indices of finite boxes with ``x1 < x0`` or ``y1 < y0`` (hrlib.augment.qa's ``"reversed_box"``)."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     finite = np.isfinite(b).all(axis=1)
     return np.flatnonzero(finite & ((b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1]))).tolist()
@@ -143,7 +143,8 @@ def _reversed_hint(boxes: np.ndarray, got: list[int], expected: list[int]) -> st
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     extra, missing = set(got) - set(expected), set(expected) - set(got)
     if any(not np.isfinite(b[i]).all() for i in extra):
-        return "a box with a NaN or inf coordinate is non-finite, not reversed: skip it (hrlib.qa reports it apart)"
+        return ("a box with a NaN or inf coordinate is non-finite, not reversed: skip it "
+                "(hrlib.augment.qa reports it apart)")
     if any(b[i, 2] == b[i, 0] or b[i, 3] == b[i, 1] for i in extra):
         return "a zero-width or zero-height box is empty, not reversed: compare with <, not <="
     if any(b[i, 3] < b[i, 1] and b[i, 2] >= b[i, 0] for i in missing):

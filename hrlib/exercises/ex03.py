@@ -31,7 +31,7 @@ HED_CASES: tuple[tuple[str, tuple[float, float, float], tuple[float, float, floa
 @functools.cache
 def _stain_images() -> tuple[tuple[str, np.ndarray], ...]:
     """Two small course slides and a crop of the real IHC image; no pixel is 0 (log of 0 is left undefined)."""
-    from hrlib.data import make_slide, real_image
+    from hrlib.data.slides import make_slide, real_image
 
     images = [("a course slide (site A)", make_slide(48, label=2, seed=7).image),
               ("a course slide (site C)", make_slide(48, label=1, seed=8, site="C").image),
@@ -112,7 +112,7 @@ def check_hed_jitter(answer: Callable[..., Any]) -> str:
 
 @functools.cache
 def _scene() -> np.ndarray:
-    from hrlib.synth import make_multispectral
+    from hrlib.data.synth import make_multispectral
 
     return make_multispectral(48, label=1, seed=3).image
 

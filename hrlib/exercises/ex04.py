@@ -165,7 +165,7 @@ StdCase = tuple[str, np.ndarray, tuple[Hashable, ...]]
 
 @functools.cache
 def _std_cases() -> tuple[StdCase, ...]:
-    from hrlib.data import make_slide
+    from hrlib.data.slides import make_slide
 
     sites = ("A", "B", "A", "B", "B", "A")
     slides = np.stack([make_slide(32, seed=i, site=s, target_frac=0.1).image for i, s in enumerate(sites)])

@@ -1,9 +1,10 @@
 """Checks for lesson 05, "input pipeline": assemble a region from a grid of tiles, and the data-wait fraction of a
 training loop's steps.
 
-The region reference is hrlib's own :meth:`hrlib.store.TileStore.read_region` on a small LMDB store written for the
+The region reference is hrlib's own :meth:`hrlib.pipeline.store.TileStore.read_region` on a small LMDB store written
+for the
 check; the fraction reference is ``sum(wait) / sum(wait + compute)`` after the warm-up steps (what
-:class:`hrlib.pipeline.StepTimer` measures, without its start-up steps).
+:class:`hrlib.pipeline.loaders.StepTimer` measures, without its start-up steps).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def tiles_of(image: np.ndarray, tile: int) -> dict[tuple[int, int], np.ndarray]:
 @functools.cache
 def _references() -> tuple[np.ndarray, ...]:
     """hrlib's store read of every case, from an LMDB store of the test image with the same tile size."""
-    from hrlib.store import open_store, write_store
+    from hrlib.pipeline.store import open_store, write_store
 
     with tempfile.TemporaryDirectory(prefix="hrlib-ex05-") as tmp:
         with open_store(write_store(f"{tmp}/store", {"image": _tile_image()}, fmt="lmdb", tile=TILE, levels=1)) as s:

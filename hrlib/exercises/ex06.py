@@ -1,7 +1,7 @@
 """Checks for lesson 06, "training diagnostics": per-layer gradient norms, a divergence detector, overfitting.
 
-The references are hrlib's own: :func:`hrlib.diagnostics.grad_norms`, the rule of
-:class:`hrlib.diagnostics.DivergenceDetector` and :func:`hrlib.diagnostics.is_overfitting`.
+The references are hrlib's own: :func:`hrlib.diagnostics.monitors.grad_norms`, the rule of
+:class:`hrlib.diagnostics.monitors.DivergenceDetector` and :func:`hrlib.diagnostics.monitors.is_overfitting`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrlib.diagnostics import grad_norms, is_overfitting
+from hrlib.diagnostics.monitors import grad_norms, is_overfitting
 from hrlib.exercises import NotYet, call_answer, describe_value, register
 
 # ----------------------------------------------------------------------------------------- layer grad norms

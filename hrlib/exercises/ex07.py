@@ -1,7 +1,7 @@
 """Checks for lesson 07, "error analysis": the pointing game and the failure-set diff.
 
-The references are hrlib's own: :func:`hrlib.cam.pointing_game` and :func:`hrlib.analysis.diff` (on a
-:class:`hrlib.analysis.FailureSet` that holds every failing sample).
+The references are hrlib's own: :func:`hrlib.analysis.cam.pointing_game` and :func:`hrlib.analysis.errors.diff` (on a
+:class:`hrlib.analysis.errors.FailureSet` that holds every failing sample).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from hrlib.analysis import FailureCase, FailureSet, diff
-from hrlib.cam import pointing_game
+from hrlib.analysis.cam import pointing_game
+from hrlib.analysis.errors import FailureCase, FailureSet, diff
 from hrlib.exercises import NotYet, call_answer, describe_value, register
 
 # ----------------------------------------------------------------------------------------- pointing game
@@ -122,7 +122,7 @@ DIFF_CASES: tuple[tuple[str, list[int], list[int], list[int], list[int]], ...] =
 
 def reference_failure_diff(case_ids: Sequence[int], before: Sequence[int], now: Sequence[int],
                            labels: Sequence[int]) -> dict[str, list[int]]:
-    """The diff of ``hrlib.analysis.diff`` on a failure set of ``case_ids`` selected from ``before``."""
+    """The diff of ``hrlib.analysis.errors.diff`` on a failure set of ``case_ids`` selected from ``before``."""
     cases = tuple(FailureCase(i, int(labels[i]), int(before[i])) for i in sorted(case_ids))
     failing = frozenset(i for i in range(len(labels)) if before[i] != labels[i])
     names = tuple(str(k) for k in range(max(*labels, *before, *now) + 1))
@@ -169,4 +169,4 @@ def check_failure_diff(answer: Callable[..., Any]) -> str:
                              f"{_diff_hint(key, sorted(ids), expected, case_ids, before, now, labels)}")
             if ids != want:
                 raise NotYet(f"{shown}[{key!r}] = {ids}: right ids, but return them sorted ({want})")
-    return f"fixed, still failing and newly failing, as hrlib.analysis.diff ({len(DIFF_CASES)} cases)"
+    return f"fixed, still failing and newly failing, as hrlib.analysis.errors.diff ({len(DIFF_CASES)} cases)"

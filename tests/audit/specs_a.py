@@ -16,7 +16,7 @@ SPECS: dict[str, Case] = {}
 EXEMPT: dict[str, str] = {}
 _TMP = pathlib.Path(tempfile.mkdtemp(prefix="hrlib_audit_a_"))
 
-# ---- hrlib.analysis ------------------------------------------------------------------------------------------------
+# ---- hrlib.analysis.errors -------------------------------------------------------------------------------------------
 
 _LABELS = [0, 0, 0, 1, 1, 2, 2, 2, 2]
 _PREDS = [0, 2, 0, 1, 0, 2, 2, 0, 1]
@@ -24,7 +24,7 @@ _BAD_CLASSES = [None, [0.5] * 9, np.zeros((3, 3), np.int64), [0, 1], [5] * 9, [n
 
 
 def _failure_set():
-    from hrlib.analysis import FailureSet
+    from hrlib.analysis.errors import FailureSet
 
     labels = np.arange(12) % 3
     preds = labels.copy()
@@ -33,49 +33,49 @@ def _failure_set():
 
 
 EXEMPT.update({
-    "hrlib.analysis.ErrorModes": "result record returned by error_modes, not built by users",
-    "hrlib.analysis.FailureCase": "result record held by a FailureSet (built by FailureSet.select / load)",
-    "hrlib.analysis.FailureDiff": "result record returned by diff, not built by users",
-    "hrlib.analysis.FailureSet": "built by FailureSet.select / FailureSet.load (both audited), not by its fields",
+    "hrlib.analysis.errors.ErrorModes": "result record returned by error_modes, not built by users",
+    "hrlib.analysis.errors.FailureCase": "result record held by a FailureSet (built by FailureSet.select / load)",
+    "hrlib.analysis.errors.FailureDiff": "result record returned by diff, not built by users",
+    "hrlib.analysis.errors.FailureSet": "built by FailureSet.select / FailureSet.load (both audited)",
 })
 SPECS.update({
-    "hrlib.analysis.error_modes": Case(
+    "hrlib.analysis.errors.error_modes": Case(
         valid=lambda: {"preds": _PREDS, "labels": _LABELS},
         bad={"preds": _BAD_CLASSES, "labels": [None, [0.5] * 9, np.zeros((3, 3), np.int64), [5] * 9, "abc"],
              "class_names": [None, ["a"], "abc", 5, ["a", "a", "b"]],
              "positive": ["tumour", 5, -1, 1.5, None]}),
-    "hrlib.analysis.breakdown": Case(
+    "hrlib.analysis.errors.breakdown": Case(
         valid=lambda: {"preds": _PREDS, "labels": _LABELS, "groups": list("ABABABABA")},
         bad={"preds": [None, [0.5] * 9, np.zeros((3, 3), np.int64), [0, 1], "abc"], "labels": [None, [0.5] * 9, "abc"],
              "groups": [None, list("AB"), 5, "ABABABABA", np.zeros((9, 2))],
              "order": [5, ["A"], "AB"]}),
-    "hrlib.analysis.size_bucket_labels": Case(
+    "hrlib.analysis.errors.size_bucket_labels": Case(
         valid=lambda: {"edges": (8, 16, 32)},
         bad={"edges": [None, (), (16, 8), (-1, 4), (8, np.nan), "abc", 8]}),
-    "hrlib.analysis.size_bucket": Case(
+    "hrlib.analysis.errors.size_bucket": Case(
         valid=lambda: {"boxes": np.array([[0, 0, 7.9, 3]]), "edges": (8, 16, 32)},
         bad={"boxes": ["abc", np.zeros(3), np.zeros((2, 5)), np.full((1, 4), np.nan), [[0, 0, 1]], 5],
              "edges": [None, (), (16, 8), "abc"]}),
-    "hrlib.analysis.FailureSet.select": Case(
-        fn=lambda **kw: __import__("hrlib.analysis", fromlist=["FailureSet"]).FailureSet.select(**kw),
+    "hrlib.analysis.errors.FailureSet.select": Case(
+        fn=lambda **kw: __import__("hrlib.analysis.errors", fromlist=["FailureSet"]).FailureSet.select(**kw),
         valid=lambda: {"ids": np.arange(9), "preds": _PREDS, "labels": _LABELS, "max_cases": 4},
         bad={"ids": [None, [0] * 9, np.arange(3), np.zeros(9), "abc"], "preds": _BAD_CLASSES,
              "labels": [None, [5] * 9, "abc"], "max_cases": [0, 1.5, None, "3"],
              "dataset": ["slides", 5], "class_names": [None, ["a"], "abc"], "meta": ["x", 5, [1, 2]]}),
-    "hrlib.analysis.FailureSet.load": Case(
-        fn=lambda **kw: __import__("hrlib.analysis", fromlist=["FailureSet"]).FailureSet.load(**kw),
+    "hrlib.analysis.errors.FailureSet.load": Case(
+        fn=lambda **kw: __import__("hrlib.analysis.errors", fromlist=["FailureSet"]).FailureSet.load(**kw),
         valid=lambda: {"path": _failure_set().save(_TMP / "failures.json")},
         bad={"path": [None, 5, _TMP / "nothing.json", _TMP]}),
-    "hrlib.analysis.FailureSet.save": Case(
+    "hrlib.analysis.errors.FailureSet.save": Case(
         fn=lambda **kw: _failure_set().save(**kw),
         valid=lambda: {"path": _TMP / "saved.json"},
         bad={"path": [None, 5, _TMP / "no_dir" / "f.json", _TMP]}),
-    "hrlib.analysis.FailureSet.render": Case(
+    "hrlib.analysis.errors.FailureSet.render": Case(
         fn=lambda **kw: _failure_set().render(**kw),
-        valid=lambda: {"case": __import__("hrlib.analysis", fromlist=["FailureCase"]).FailureCase(0, 0, 0, 1, 32,
+        valid=lambda: {"case": __import__("hrlib.analysis.errors", fromlist=["FailureCase"]).FailureCase(0, 0, 0, 1, 32,
                                                                                                    "A")},
         bad={"case": [None, 3, "case"]}),
-    "hrlib.analysis.diff": Case(
+    "hrlib.analysis.errors.diff": Case(
         valid=lambda: {"failures": _failure_set(), "preds": np.arange(12) % 3, "labels": np.arange(12) % 3},
         bad={"failures": [None, [1, 2], "failures.json"],
              "preds": [None, np.arange(4) % 3, np.full(12, 7), np.zeros(12), "abc", np.zeros((12, 2), np.int64)],
@@ -205,7 +205,7 @@ def _presets(name):
 def _xray_sets():
     from torch.utils.data import Subset
 
-    from hrlib.synth import SynthDataset
+    from hrlib.data.synth import SynthDataset
 
     return Subset(SynthDataset("xray", 4, 32, channels=1), range(4)), Subset(SynthDataset("xray", 2, 32, seed=1,
                                                                                            channels=1), range(2))
@@ -326,7 +326,7 @@ SPECS.update({
              "strengths": [None, (1.5,), (np.nan,), (), 0.05], "draws": [0, 1.5, None], "seed": [-1, 0.5, None]}),
 })
 
-# ---- hrlib.cam -----------------------------------------------------------------------------------------------------
+# ---- hrlib.analysis.cam ----------------------------------------------------------------------------------------------
 
 
 def _tiny_model(num_classes=3, in_channels=3):
@@ -359,35 +359,35 @@ _BAD_CAMS = [None, "cam", np.zeros(16), np.zeros((2, 16, 16)), np.zeros((0, 16))
              -np.ones((16, 16))]
 _BAD_BOXES = ["boxes", np.zeros((2, 3)), np.array([[5.0, 5.0, 1.0, 1.0]]), np.array([[0, 0, np.nan, 4]]), 5]
 _BAD_CLASS_IDX = [3, -1, 1.5, [0, 1, 2], "target", np.array([0.0, 1.0])]
-EXEMPT["hrlib.cam.CamScores"] = "result record returned by score_cams, not built by users"
+EXEMPT["hrlib.analysis.cam.CamScores"] = "result record returned by score_cams, not built by users"
 SPECS.update({
-    "hrlib.cam.grad_cam": Case(
+    "hrlib.analysis.cam.grad_cam": Case(
         valid=lambda: {"model": _tiny_model(), "x": _x(), "class_idx": [0, 2], "layer": None},
         bad={"model": [None, "dsconvnet", lambda x: x], "x": _bad_x(), "class_idx": _BAD_CLASS_IDX,
              "layer": ["features", __import__("torch").nn.Conv2d(3, 4, 3)]}),
-    "hrlib.cam.score_cam": Case(
+    "hrlib.analysis.cam.score_cam": Case(
         valid=lambda: {"model": _tiny_model(), "x": _x(), "class_idx": 1, "batch_size": 8, "top_k": 4},
         bad={"model": [None, "dsconvnet"], "x": _bad_x(), "class_idx": _BAD_CLASS_IDX,
              "layer": ["features", 3], "batch_size": [0, 1.5, None], "top_k": [0, 2.5, "4"]}),
-    "hrlib.cam.pointing_game": Case(
+    "hrlib.analysis.cam.pointing_game": Case(
         valid=lambda: {"cam": _cam_map(), "boxes": np.array([[2.0, 2.0, 6.0, 6.0]]), "tolerance": 4.0},
         bad={"cam": _BAD_CAMS, "boxes": _BAD_BOXES, "tolerance": [-1.0, np.nan, None, "4"]}),
-    "hrlib.cam.energy_in_boxes": Case(
+    "hrlib.analysis.cam.energy_in_boxes": Case(
         valid=lambda: {"cam": _cam_map(), "boxes": np.array([[2.0, 2.0, 6.0, 6.0]])},
         bad={"cam": _BAD_CAMS, "boxes": _BAD_BOXES}),
-    "hrlib.cam.score_cams": Case(
+    "hrlib.analysis.cam.score_cams": Case(
         valid=lambda: {"cams": np.stack([_cam_map(), _cam_map()]), "boxes_list": [np.array([[2, 2, 6, 6]]), None],
                        "tolerance": 4.0},
         bad={"cams": [None, 5, np.zeros((2, 16)), [_cam_map(), "cam"], np.full((2, 16, 16), np.nan),
                       [_cam_map()]],
              "boxes_list": [None, 5, [None], [np.zeros((1, 3)), None], "ab"],
              "tolerance": [-1.0, np.nan, None]}),
-    "hrlib.cam.overlay": Case(
+    "hrlib.analysis.cam.overlay": Case(
         valid=lambda: {"image": image_u8(), "cam": _cam_map(8, 8), "alpha": 0.45, "cmap": "jet"},
         bad={"image": [*BAD_IMAGES, image_u8(c=4), image_u8().astype(np.float32)], "cam": _BAD_CAMS,
              "alpha": [-0.1, 1.5, np.nan, None], "cmap": ["jets", None, 3]}),
-    "hrlib.cam.show_cams": Case(
-        fn=_closing(lambda **kw: __import__("hrlib.cam", fromlist=["show_cams"]).show_cams(**kw)),
+    "hrlib.analysis.cam.show_cams": Case(
+        fn=_closing(lambda **kw: __import__("hrlib.analysis.cam", fromlist=["show_cams"]).show_cams(**kw)),
         valid=lambda: {"images": [image_u8(), image_u8(seed=1)], "cams": [_cam_map(), _cam_map()],
                        "titles": ["a", "b"], "boxes": [np.array([[2, 2, 6, 6]]), None], "ncols": 2,
                        "alpha": 0.5, "cmap": "jet", "size": 1.0},
@@ -413,7 +413,7 @@ _BAD_RGB_LISTS = [None, 5, [], [image_u8(c=1)], [None], image_u8(), "image.png"]
 
 
 def _slide_set():
-    from hrlib.data import SlideDataset
+    from hrlib.data.slides import SlideDataset
 
     return SlideDataset(4, 16, seed=0, sites=("A", "B"))
 
@@ -686,17 +686,17 @@ SPECS["hrlib.domain.sync.syncbn_demo"] = Case(
                      [_t(2, 4, 4, 4), __import__("torch").zeros(2, 4, 4, 4, dtype=__import__("torch").int64)]]},
     run_valid=False, why="starts one process per batch (a few seconds); tests/unit covers the valid call")
 
-# ---- hrlib.qa ------------------------------------------------------------------------------------------------------
+# ---- hrlib.augment.qa ------------------------------------------------------------------------------------------------
 
 
 def _qa(name):
-    import hrlib.qa as qa
+    import hrlib.augment.qa as qa
 
     return getattr(qa, name)
 
 
 def _annotations():
-    from hrlib.data import make_slide
+    from hrlib.data.slides import make_slide
 
     return _qa("annotations_from_slides")([make_slide(32, label=2, seed=s, target_frac=0.2) for s in range(3)])
 
@@ -711,69 +711,69 @@ _BAD_ANNOTATIONS = [None, "a.json", [None], [_ann(image_size=(0, 16))], [_ann(bo
                     [_ann(labels=np.array([0.5]))], [_ann(masks=np.zeros((1, 16, 16), np.uint8))], [_ann(), _ann()],
                     [_ann(image_id=3)]]
 EXEMPT.update({
-    "hrlib.qa.Annotation": "a plain record users fill; audit / plant_errors validate its fields, naming "
+    "hrlib.augment.qa.Annotation": "a plain record users fill; audit / plant_errors validate its fields, naming "
                            "annotations[k].<field> (audited there)",
-    "hrlib.qa.Finding": "result record held by a QAReport, not built by users",
-    "hrlib.qa.QAReport": "result record returned by audit, not built by users (QAReport.table is audited)",
+    "hrlib.augment.qa.Finding": "result record held by a QAReport, not built by users",
+    "hrlib.augment.qa.QAReport": "result record returned by audit, not built by users (QAReport.table is audited)",
 })
 SPECS.update({
-    "hrlib.qa.audit": Case(
+    "hrlib.augment.qa.audit": Case(
         valid=lambda: {"annotations": _annotations(), "num_classes": 3, "duplicate_iou": 0.9,
                        "mask_tolerance_px": 2.0},
         bad={"annotations": _BAD_ANNOTATIONS, "num_classes": [0, 2.5, None], "duplicate_iou": [0, 1.5, np.nan],
              "mask_tolerance_px": [-1, np.inf, None]}),
-    "hrlib.qa.plant_errors": Case(
+    "hrlib.augment.qa.plant_errors": Case(
         valid=lambda: {"annotations": _annotations(), "kinds": ["reversed_box", "mask_shape"], "seed": 0,
                        "num_classes": 3},
         bad={"annotations": _BAD_ANNOTATIONS, "kinds": ["reversed_box", ["typo"], None, 5],
              "seed": [-1, 0.5, None], "num_classes": [0, 1.5]}),
-    "hrlib.qa.annotations_from_slides": Case(
-        valid=lambda: {"slides": [__import__("hrlib.data", fromlist=["make_slide"]).make_slide(16, seed=0)],
+    "hrlib.augment.qa.annotations_from_slides": Case(
+        valid=lambda: {"slides": [__import__("hrlib.data.slides", fromlist=["make_slide"]).make_slide(16, seed=0)],
                        "image_ids": ["s0"]},
         bad={"slides": [None, 5, [None], "slides"], "image_ids": [["a", "b"], [3], "s", 5]}),
-    "hrlib.qa.QAReport.table": Case(
+    "hrlib.augment.qa.QAReport.table": Case(
         fn=lambda **kw: _qa("QAReport")([_qa("Finding")("a", 0, "empty_box", "zero width")]).table(**kw),
         valid=lambda: {"max_rows": 5}, bad={"max_rows": [0, 1.5, None, "5"]}),
 })
 
-# ---- hrlib.synth ---------------------------------------------------------------------------------------------------
+# ---- hrlib.data.synth ------------------------------------------------------------------------------------------------
 
 
 def _synth(name):
-    import hrlib.synth as synth
+    import hrlib.data.synth as synth
 
     return getattr(synth, name)
 
 
 _BAD_GEN = {"size": [16, 32.0, "64", -1], "label": [-1, 9, 1.5, "crop"], "seed": [-1, 0.5, None]}
-EXEMPT["hrlib.synth.Sample"] = "result record returned by the make_* generators, not built by users"
+EXEMPT["hrlib.data.synth.Sample"] = "result record returned by the make_* generators, not built by users"
 SPECS.update({
-    "hrlib.synth.make_multispectral": Case(
+    "hrlib.data.synth.make_multispectral": Case(
         valid=lambda: {"size": 32, "label": 1, "seed": 0, "noise": 0.004},
         bad={**_BAD_GEN, "noise": [-0.1, 0.6, np.nan, None]}),
-    "hrlib.synth.make_scratch": Case(
+    "hrlib.data.synth.make_scratch": Case(
         valid=lambda: {"size": 32, "label": 2, "seed": 0, "grain": 1.0},
         bad={**_BAD_GEN, "grain": [-1, 11, np.nan, "1"]}),
-    "hrlib.synth.make_xray": Case(valid=lambda: {"size": 32, "label": 0, "seed": 0}, bad=_BAD_GEN),
-    "hrlib.synth.make_document": Case(
+    "hrlib.data.synth.make_xray": Case(valid=lambda: {"size": 32, "label": 0, "seed": 0}, bad=_BAD_GEN),
+    "hrlib.data.synth.make_document": Case(
         valid=lambda: {"height": 32, "aspect": 2.0, "label": 1, "seed": 0, "aspect_range": (1.0, 2.0)},
         bad={"height": [16, 32.0, "32"], "label": [2, -1], "seed": [-1], "aspect": [0.1, 9, np.nan, "2"],
              "aspect_range": [(2.0, 1.0), (0.1, 2.0), 2.0, None, (np.nan, 2.0), (1.0, 2.0, 3.0)]}),
-    "hrlib.synth.ndvi": Case(
+    "hrlib.data.synth.ndvi": Case(
         valid=lambda: {"image": _bands(), "red": 2, "nir": 3},
         bad={"image": [None, "x", np.zeros((8, 8)), np.zeros((8, 8, 4), bool), np.full((8, 8, 4), np.nan)],
              "red": [-1, 4, 1.5, None], "nir": [7, "3"]}),
-    "hrlib.synth.SynthDataset": Case(
+    "hrlib.data.synth.SynthDataset": Case(
         valid=lambda: {"kind": "xray", "n": 2, "size": 32, "seed": 0, "channels": 3, "in_memory": True},
         bad={"kind": ["satellite", None], "n": [0, 1.5], "size": [16, 32.5], "seed": [-1], "channels": [2, 3.0, "3"],
              "transform": ["resize", 5], "in_memory": ["yes", None]}),
-    "hrlib.synth.SynthDataset.sample": Case(
+    "hrlib.data.synth.SynthDataset.sample": Case(
         fn=lambda **kw: _synth("SynthDataset")("xray", 2, 32).sample(**kw),
         valid=lambda: {"i": 1}, bad={"i": [2, -3, 1.5, None, "0"]}),
-    "hrlib.synth.SynthDataset.__getitem__": Case(
+    "hrlib.data.synth.SynthDataset.__getitem__": Case(
         fn=lambda **kw: _synth("SynthDataset")("xray", 2, 32).__getitem__(**kw),
         valid=lambda: {"i": 0}, bad={"i": [2, 0.5, None]}),
-    "hrlib.synth.SynthDataset.item_seed": Case(
+    "hrlib.data.synth.SynthDataset.item_seed": Case(
         fn=lambda **kw: _synth("SynthDataset")("xray", 2, 32).item_seed(**kw),
         valid=lambda: {"i": 1}, bad={"i": [-1, 1.5, None]}),
 })

@@ -57,7 +57,7 @@ SPECS["hrlib.bench.main"] = Case(
 # ----------------------------------------------------------------------------------------------------- bundle
 @functools.cache
 def _bundle() -> torch.nn.Module:
-    from hrlib.bundle import BundledModel
+    from hrlib.analysis.bundle import BundledModel
     from hrlib.models import DSConvNet
 
     return BundledModel(DSConvNet(widths=(4,)), 16)
@@ -65,7 +65,7 @@ def _bundle() -> torch.nn.Module:
 
 @functools.cache
 def _bundle_file() -> Path:
-    from hrlib.bundle import export_bundle
+    from hrlib.analysis.bundle import export_bundle
 
     return export_bundle(_bundle(), _tmp("bundle.pt2"))
 
@@ -82,24 +82,24 @@ def _tiny_model() -> torch.nn.Module:
     return DSConvNet(num_classes=3, widths=(4, 8))
 
 
-SPECS["hrlib.bundle.BundledModel"] = Case(
+SPECS["hrlib.analysis.bundle.BundledModel"] = Case(
     valid=lambda: {"model": _tiny_model(), "resolution": 16},
     bad={"model": [None, lambda x: x, "dsconvnet"], "resolution": [0, 16.0, None, "16"],
          "mean": [None, 0.5, (0.5, 0.5), "rgb", (0.5, math.nan, 0.5), (124.0, 117.0, 104.0), ("a", "b", "c")],
          "std": [None, (0.2, 0.0, 0.2), (0.2, -0.1, 0.2), (58.0, 57.0, 57.0), (0.2, 0.2)],
          "crop_fraction": [0.0, 1.5, math.nan, "1", None], "class_names": [None, "abc", [1, 2, 3]]})
-SPECS["hrlib.bundle.BundledModel.forward"] = Case(
+SPECS["hrlib.analysis.bundle.BundledModel.forward"] = Case(
     fn=lambda **kw: _bundle()(**kw),
     valid=lambda: {"images": torch.from_numpy(image_u8(16, 16)[None].repeat(2, 0))},
     bad={"images": [None, image_u8(16, 16)[None], torch.zeros(2, 16, 16, 3), torch.zeros(16, 16, 3, dtype=torch.uint8),
                     torch.zeros(2, 16, 16, 4, dtype=torch.uint8), torch.zeros(0, 16, 16, 3, dtype=torch.uint8),
                     torch.zeros(2, 3, 16, 16, dtype=torch.uint8)]})
-SPECS["hrlib.bundle.export_bundle"] = Case(
+SPECS["hrlib.analysis.bundle.export_bundle"] = Case(
     valid=lambda: {"bundle": _bundle(), "path": _tmp("bundle.pt2")},
     bad={"bundle": [None, _tiny_model(), "bundle.pt2"], "path": [None, 3, _TMP / "no" / "such" / "dir.pt2", _TMP],
          "example_size": [1, 0, 8.0, "64"]},
     run_valid=False, why="torch.export of even a tiny model takes 2-4 s; load_bundle's valid call exports one once")
-SPECS["hrlib.bundle.load_bundle"] = Case(
+SPECS["hrlib.analysis.bundle.load_bundle"] = Case(
     valid=lambda: {"path": _bundle_file()},
     bad={"path": [None, 3, _TMP / "missing.pt2", _TMP, _junk_file(), _junk_file("empty.pt2", b"")]})
 
@@ -107,31 +107,31 @@ SPECS["hrlib.bundle.load_bundle"] = Case(
 # ----------------------------------------------------------------------------------------------------- checkpoint
 @functools.cache
 def _checkpoint_file() -> Path:
-    from hrlib.checkpoint import save_checkpoint
+    from hrlib.train.checkpoint import save_checkpoint
 
     return save_checkpoint(_tmp("epoch_0000.pt"), {"epoch": 0, "w": torch.zeros(2)})
 
 
 def _rng() -> dict:
-    from hrlib.checkpoint import rng_state
+    from hrlib.train.checkpoint import rng_state
 
     return rng_state()
 
 
-EXEMPT["hrlib.checkpoint.rng_state"] = "takes no arguments"
-SPECS["hrlib.checkpoint.checkpoint_path"] = Case(
+EXEMPT["hrlib.train.checkpoint.rng_state"] = "takes no arguments"
+SPECS["hrlib.train.checkpoint.checkpoint_path"] = Case(
     valid=lambda: {"folder": _TMP, "epoch": 3},
     bad={"folder": [None, 3], "epoch": [-1, 1.5, "3", None]})
-SPECS["hrlib.checkpoint.latest_checkpoint"] = Case(
+SPECS["hrlib.train.checkpoint.latest_checkpoint"] = Case(
     valid=lambda: {"folder": _TMP}, bad={"folder": [None, 3, ["runs"]]})
-SPECS["hrlib.checkpoint.save_checkpoint"] = Case(
+SPECS["hrlib.train.checkpoint.save_checkpoint"] = Case(
     valid=lambda: {"path": _tmp("epoch_0001.pt"), "checkpoint": {"epoch": 1, "w": torch.ones(2)}},
     bad={"path": [None, 3], "checkpoint": [None, [("epoch", 1)], torch.zeros(2)], "keep_last": [0, 1.5, "2"]})
-SPECS["hrlib.checkpoint.load_checkpoint"] = Case(
+SPECS["hrlib.train.checkpoint.load_checkpoint"] = Case(
     valid=lambda: {"path": _checkpoint_file()},
     bad={"path": [None, 3, _TMP / "missing.pt", _TMP, _junk_file("junk.pt"), _junk_file("empty.pt", b"")],
          "map_location": [None, 3, "gpu", "cuda:0" if not torch.cuda.is_available() else "tpu"]})
-SPECS["hrlib.checkpoint.restore_rng_state"] = Case(
+SPECS["hrlib.train.checkpoint.restore_rng_state"] = Case(
     valid=lambda: {"state": _rng()},
     bad={"state": [None, {}, {"python": {}}, {**_rng(), "numpy": None}, {**_rng(), "torch": torch.zeros(3)},
                    {**_rng(), "python": {"version": 3, "words": torch.zeros(3), "gauss": None}}, [1, 2]]})
@@ -165,52 +165,53 @@ def _history(rows: int = 2):
 _NOT_MODELS = [None, "model", lambda x: x, torch.zeros(2)]
 _BAD_BOOLS = ["no", None, 2]
 
-EXEMPT["hrlib.diagnostics.DivergenceReport"] = "result record: DivergenceDetector.check builds it"
-SPECS["hrlib.diagnostics.grad_norms"] = Case(valid=lambda: {"model": _model_with_grads()}, bad={"model": _NOT_MODELS})
-SPECS["hrlib.diagnostics.total_grad_norm"] = Case(valid=lambda: {"model": _model_with_grads()},
+EXEMPT["hrlib.diagnostics.monitors.DivergenceReport"] = "result record: DivergenceDetector.check builds it"
+SPECS["hrlib.diagnostics.monitors.grad_norms"] = Case(valid=lambda: {"model": _model_with_grads()},
+                                                     bad={"model": _NOT_MODELS})
+SPECS["hrlib.diagnostics.monitors.total_grad_norm"] = Case(valid=lambda: {"model": _model_with_grads()},
                                                   bad={"model": _NOT_MODELS})
-SPECS["hrlib.diagnostics.GradNormMonitor"] = Case(valid=lambda: {"every_n_steps": 2},
+SPECS["hrlib.diagnostics.monitors.GradNormMonitor"] = Case(valid=lambda: {"every_n_steps": 2},
                                                   bad={"every_n_steps": [0, 1.5, "2", None]})
-SPECS["hrlib.diagnostics.GradNormMonitor.record"] = Case(
-    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.GradNormMonitor(1).record(**kw),
+SPECS["hrlib.diagnostics.monitors.GradNormMonitor.record"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics.monitors", fromlist=["_"]).GradNormMonitor(1).record(**kw),
     valid=lambda: {"model": _model_with_grads(), "step": 1},
     bad={"model": _NOT_MODELS, "step": [0, -1, 1.5, None]})
-SPECS["hrlib.diagnostics.GradNormMonitor.plot"] = Case(
+SPECS["hrlib.diagnostics.monitors.GradNormMonitor.plot"] = Case(
     fn=lambda **kw: _recorded_monitor().plot(**kw), valid=lambda: {"ax": None}, bad={"ax": ["ax", 3]})
-SPECS["hrlib.diagnostics.DivergenceDetector"] = Case(
+SPECS["hrlib.diagnostics.monitors.DivergenceDetector"] = Case(
     valid=lambda: {"spike_factor": 5.0, "window": 5},
     bad={"spike_factor": [1.0, 0.5, math.nan, "10", None], "window": [4, 5.5, None], "stop": _BAD_BOOLS,
          "warn": _BAD_BOOLS})
-SPECS["hrlib.diagnostics.DivergenceDetector.check"] = Case(
-    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.DivergenceDetector(warn=False).check(**kw),
+SPECS["hrlib.diagnostics.monitors.DivergenceDetector.check"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics.monitors", fromlist=["_"]).DivergenceDetector(warn=False).check(**kw),
     valid=lambda: {"model": _model_with_grads(), "loss": 1.0, "step": 1},
     bad={"model": _NOT_MODELS, "loss": [None, "1.0", [1.0]], "step": [-1, 1.5, None], "epoch": [-1, 0.5, "0"]})
-SPECS["hrlib.diagnostics.GradClipper"] = Case(valid=lambda: {"max_norm": 1.0},
+SPECS["hrlib.diagnostics.monitors.GradClipper"] = Case(valid=lambda: {"max_norm": 1.0},
                                               bad={"max_norm": [0.0, -1.0, math.nan, math.inf, "1", None]})
-SPECS["hrlib.diagnostics.GradClipper.clip"] = Case(
-    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.GradClipper().clip(**kw),
+SPECS["hrlib.diagnostics.monitors.GradClipper.clip"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics.monitors", fromlist=["_"]).GradClipper().clip(**kw),
     valid=lambda: {"model": _model_with_grads()}, bad={"model": _NOT_MODELS})
-SPECS["hrlib.diagnostics.is_overfitting"] = Case(
+SPECS["hrlib.diagnostics.monitors.is_overfitting"] = Case(
     valid=lambda: {"train_losses": [1.0, 0.8, 0.6, 0.5], "val_losses": [1.0, 0.9, 0.95, 0.97], "patience": 2},
     bad={"train_losses": [None, 1.0, "1.0", [1.0, 0.8, 0.6], [1.0, None, 0.6, 0.5]],
          "val_losses": [None, 0.5, [1.0, 0.9], ["a", "b", "c", "d"]], "patience": [0, 1.5, None],
          "min_delta": [-0.1, math.nan, "0"]})
-SPECS["hrlib.diagnostics.OverfitDetector"] = Case(
+SPECS["hrlib.diagnostics.monitors.OverfitDetector"] = Case(
     valid=lambda: {"patience": 2}, bad={"patience": [0, 2.5, None], "min_delta": [-1.0, math.inf, None],
                                          "stop": _BAD_BOOLS})
-SPECS["hrlib.diagnostics.OverfitDetector.update"] = Case(
-    fn=lambda **kw: __import__("hrlib.diagnostics").diagnostics.OverfitDetector().update(**kw),
+SPECS["hrlib.diagnostics.monitors.OverfitDetector.update"] = Case(
+    fn=lambda **kw: __import__("hrlib.diagnostics.monitors", fromlist=["_"]).OverfitDetector().update(**kw),
     valid=lambda: {"epoch": 0, "train_loss": 1.0, "val_loss": 0.9},
     bad={"epoch": [-1, 0.5, None], "train_loss": [None, "1.0"], "val_loss": [None, "0.9", math.nan, math.inf]})
-SPECS["hrlib.diagnostics.plot_lr"] = Case(
+SPECS["hrlib.diagnostics.monitors.plot_lr"] = Case(
     valid=lambda: {"history": _history()}, bad={"history": [None, [{"epoch": 0, "lr": 0.1}], _history(0)],
                                                 "ax": ["ax", 3]})
-SPECS["hrlib.diagnostics.LivePlot"] = Case(valid=lambda: {"title": "curves", "live": False},
+SPECS["hrlib.diagnostics.monitors.LivePlot"] = Case(valid=lambda: {"title": "curves", "live": False},
                                            bad={"title": [None, 3], "live": _BAD_BOOLS[:1] + [2]})
 
 
 def _recorded_monitor():
-    from hrlib.diagnostics import GradNormMonitor
+    from hrlib.diagnostics.monitors import GradNormMonitor
 
     monitor = GradNormMonitor(1)
     monitor.record(_model_with_grads(), 1)
@@ -223,18 +224,18 @@ _STEP_BAD = {"model": [None, "dsconvnet", torch.nn.Linear(4, 3)], "batch_size": 
              "image_size": [0, -16, 16.0, None], "mode": ["fp16", None, "AMP", 3], "num_classes": [0, 1.5, "3"],
              "repeats": [0, 1.5, None], "device": _BAD_DEVICES}
 
-EXEMPT["hrlib.memory.StepProfile"] = "result record: profile_step builds it"
-SPECS["hrlib.memory.Checkpointed"] = Case(valid=lambda: {"model": _tiny_model()},
+EXEMPT["hrlib.diagnostics.memory.StepProfile"] = "result record: profile_step builds it"
+SPECS["hrlib.diagnostics.memory.Checkpointed"] = Case(valid=lambda: {"model": _tiny_model()},
                                           bad={"model": [None, torch.nn.Linear(4, 3), torch.nn.Sequential()]})
-SPECS["hrlib.memory.profile_step"] = Case(
+SPECS["hrlib.diagnostics.memory.profile_step"] = Case(
     valid=lambda: {"model": _tiny_model(), "batch_size": 2, "image_size": 16, "repeats": 1, "device": "cpu"},
     bad={**_STEP_BAD, "mode": _STEP_BAD["mode"]})
-SPECS["hrlib.memory.compare_modes"] = Case(
+SPECS["hrlib.diagnostics.memory.compare_modes"] = Case(
     valid=lambda: {"model": _tiny_model(), "batch_size": 2, "image_size": 16, "modes": ("fp32", "checkpoint"),
                    "repeats": 1, "device": "cpu"},
     bad={**{k: v for k, v in _STEP_BAD.items() if k != "mode"}, "modes": [None, "fp32", (), ("fp32", "fp16")]},
     names={"modes": "modes"})
-SPECS["hrlib.memory.largest_batch"] = Case(
+SPECS["hrlib.diagnostics.memory.largest_batch"] = Case(
     valid=lambda: {"model": _tiny_model(), "image_size": 16, "budget_bytes": 10**6, "max_batch": 4, "device": "cpu"},
     bad={"model": _STEP_BAD["model"], "image_size": _STEP_BAD["image_size"], "budget_bytes": [0, 1e6, None, "1"],
          "mode": _STEP_BAD["mode"], "max_batch": [0, 2.5, None], "num_classes": _STEP_BAD["num_classes"],
@@ -294,14 +295,14 @@ SPECS["hrlib.models.measure_receptive_field"] = Case(
 # ----------------------------------------------------------------------------------------------------- pruning
 _BAD_AMOUNTS = [-0.1, 1.0, math.nan, "0.5", None]
 
-SPECS["hrlib.pruning.sparsity"] = Case(valid=lambda: {"model": _tiny_model()},
+SPECS["hrlib.diagnostics.pruning.sparsity"] = Case(valid=lambda: {"model": _tiny_model()},
                                        bad={"model": [None, "model", torch.nn.ReLU(), torch.zeros(2)]})
-SPECS["hrlib.pruning.magnitude_prune"] = Case(
+SPECS["hrlib.diagnostics.pruning.magnitude_prune"] = Case(
     valid=lambda: {"model": _tiny_model(), "amount": 0.5},
     bad={"model": [None, "model", torch.nn.ReLU()], "amount": _BAD_AMOUNTS, "inplace": ["yes", None, 1]})
-SPECS["hrlib.pruning.prune_channels"] = Case(
+SPECS["hrlib.diagnostics.pruning.prune_channels"] = Case(
     valid=lambda: {"model": _tiny_model(), "amount": 0.5},
-    bad={"model": [None, torch.nn.Conv2d(3, 4, 3), __import__("hrlib.models").models.add_dropblock(_tiny_model(),
+    bad={"model": [None, torch.nn.Conv2d(3, 4, 3), __import__("hrlib.models", fromlist=["_"]).add_dropblock(_tiny_model(),  # noqa: E501
                                                                                                  stages=(1,))],
          "amount": _BAD_AMOUNTS})
 
@@ -322,12 +323,12 @@ def _config_file(name: str, text: str | bytes) -> Path:
     return path
 
 
-EXEMPT["hrlib.runconfig.ConfigError"] = "exception class (a ValueError raised with the key path; never called by users)"
-SPECS["hrlib.runconfig.validate_config"] = Case(
+EXEMPT["hrlib.train.config.ConfigError"] = "exception class (a ValueError with the key path; never called by users)"
+SPECS["hrlib.train.config.validate_config"] = Case(
     valid=lambda: {"config": _config()}, bad={"config": [None, [], "train.toml", 3]})
 # each section's errors name its key path ("train.lr must be a number > 0, got -1"): one argument per section
-SPECS["hrlib.runconfig.validate_config.sections"] = Case(
-    fn=lambda **kw: __import__("hrlib.runconfig").runconfig.validate_config(_config(**kw)),
+SPECS["hrlib.train.config.validate_config.sections"] = Case(
+    fn=lambda **kw: __import__("hrlib.train.config", fromlist=["_"]).validate_config(_config(**kw)),
     valid=lambda: {},
     bad={"data": [None, {"n": 0}, {"size": 4}, {"source": "web"}, {"sites": []}, {"sites": ["Z"]}, {"seed": -1},
                   {"source": "store"}, {"bogus": 1}],
@@ -342,7 +343,7 @@ SPECS["hrlib.runconfig.validate_config.sections"] = Case(
          "diagnostics": [None, {"grad_clip": {"max_norm": -1.0}}, {"bogus": True}, {"overfit": {"bogus": 1}},
                          {"divergence": 3}],
          "output": [None, {"dir": ""}, {"keep_last": 0}, {"progress": 1}]})
-SPECS["hrlib.runconfig.load_config"] = Case(
+SPECS["hrlib.train.config.load_config"] = Case(
     valid=lambda: {"path": _config_file("ok.toml", '[schedule]\nstages = [{name = "a", resolution = 16, '
                                                    'epochs = 1}]\n')},
     bad={"path": [None, 3, _TMP / "missing.toml", _config_file("cfg.json", "{}"), _config_file("bad.toml", "= ="),
@@ -352,14 +353,14 @@ SPECS["hrlib.runconfig.load_config"] = Case(
 
 
 # ----------------------------------------------------------------------------------------------------- runner
-SPECS["hrlib.runner.train"] = Case(
+SPECS["hrlib.train.runner.train"] = Case(
     valid=lambda: {"config": _config(), "progress": False},
     bad={"config": [None, [], "config.toml"], "out": [3, ["runs"]], "resume": ["yes", None, 1],
          "stop_after": [0, 1.5, "1"], "progress": ["no", 1]})
-SPECS["hrlib.runner.add_arguments"] = Case(valid=lambda: {"parser": __import__("argparse").ArgumentParser()},
+SPECS["hrlib.train.runner.add_arguments"] = Case(valid=lambda: {"parser": __import__("argparse").ArgumentParser()},
                                            bad={"parser": [None, "parser", {}]})
-SPECS["hrlib.runner.main"] = Case(
-    valid=lambda: {"argv": ["--config", str(SPECS["hrlib.runconfig.load_config"].valid()["path"]), "--quiet",
+SPECS["hrlib.train.runner.main"] = Case(
+    valid=lambda: {"argv": ["--config", str(SPECS["hrlib.train.config.load_config"].valid()["path"]), "--quiet",
                             "--out", str(_tmp("run"))]},
     bad={"argv": ["--config x.toml", [3], ("--config", None)]})
 
@@ -367,7 +368,7 @@ SPECS["hrlib.runner.main"] = Case(
 # ----------------------------------------------------------------------------------------------------- runs
 @functools.cache
 def _run_log() -> Path:
-    from hrlib.runs import record_run
+    from hrlib.analysis.runs import record_run
 
     path = _tmp("runs.jsonl")
     record_run(path, params={"lr": 0.1}, metrics={"acc": 0.5}, seed=0, dataset={"n": 4})
@@ -375,22 +376,22 @@ def _run_log() -> Path:
 
 
 _FP = "0" * 64
-EXEMPT["hrlib.runs.package_versions"] = "takes no arguments"
-SPECS["hrlib.runs.to_jsonable"] = Case(
+EXEMPT["hrlib.analysis.runs.package_versions"] = "takes no arguments"
+SPECS["hrlib.analysis.runs.to_jsonable"] = Case(
     valid=lambda: {"value": {"a": np.float32(1.5), "b": (1, 2), "c": torch.tensor([1.0])}, "key": "params"},
     bad={"value": [object(), {1: "a"}, np.array(["a"]), [lambda: 0], {"a": {2, 3}}], "key": [None, 3]},
     names={"value": "params"})
-SPECS["hrlib.runs.dataset_fingerprint"] = Case(
+SPECS["hrlib.analysis.runs.dataset_fingerprint"] = Case(
     valid=lambda: {"source": {"n": 4, "seed": 0}},
     bad={"source": [None, 3, "data.csv", [], [_TMP / "missing.bin"], {"n": object()}, [_TMP]]})
-SPECS["hrlib.runs.git_state"] = Case(valid=lambda: {"repo": None}, bad={"repo": [3, _TMP / "missing"]})
-SPECS["hrlib.runs.record_run"] = Case(
+SPECS["hrlib.analysis.runs.git_state"] = Case(valid=lambda: {"repo": None}, bad={"repo": [3, _TMP / "missing"]})
+SPECS["hrlib.analysis.runs.record_run"] = Case(
     valid=lambda: {"path": _tmp("runs.jsonl"), "params": {"lr": 0.1}, "metrics": {"acc": np.float64(0.5)},
                    "seed": 0, "dataset": _FP},
     bad={"path": [None, 3, _TMP / "no" / "dir" / "runs.jsonl", _TMP], "params": [None, [("lr", 0.1)], {"f": print}],
          "metrics": [None, 0.5, {"x": object()}], "seed": [-1, 1.5, None], "dataset": [None, "abc", "0" * 63, 3]},
     names={"dataset": "dataset"})
-SPECS["hrlib.runs.read_runs"] = Case(
+SPECS["hrlib.analysis.runs.read_runs"] = Case(
     valid=lambda: {"path": _run_log()},
     bad={"path": [None, 3, _TMP / "missing.jsonl", _TMP, _junk_file("bad.jsonl", b'{"a": 1}\n{oops\n'),
                   _junk_file("list.jsonl", b"[1, 2]\n"), _junk_file("latin.jsonl", b"\xff\xfe{}\n")]})
@@ -421,9 +422,9 @@ def _history_file() -> Path:
 _BAD_SETS = [None, "images", {0: (image_u8(), 0)}, [], 3, np.zeros((4, 16, 16, 3), np.uint8)]
 
 EXEMPT["hrlib.train.Callback"] = "base class with no arguments; subclasses override its hooks"
-EXEMPT["hrlib.train.EvalResult"] = "result record: evaluate builds it"
-EXEMPT["hrlib.train.Schedule"] = "typing.Protocol describing what fit needs (fit checks the members)"
-EXEMPT["hrlib.train.TrainState"] = "record that fit builds and passes to callbacks"
+EXEMPT["hrlib.train.history.EvalResult"] = "result record: evaluate builds it"
+EXEMPT["hrlib.train.engine.Schedule"] = "typing.Protocol describing what fit needs (fit checks the members)"
+EXEMPT["hrlib.train.history.TrainState"] = "record that fit builds and passes to callbacks"
 SPECS["hrlib.train.History"] = Case(valid=lambda: {"rows": [{"epoch": 0, "train_loss": 1.0}]},
                                     bad={"rows": [None, 3, "rows", {"epoch": 0}, [1, 2], [("epoch", 0)]]})
 SPECS["hrlib.train.History.column"] = Case(fn=lambda **kw: _history().column(**kw), valid=lambda: {"key": "lr"},
@@ -432,7 +433,7 @@ SPECS["hrlib.train.History.to_json"] = Case(
     fn=lambda **kw: _history().to_json(**kw), valid=lambda: {"path": _tmp("history.json")},
     bad={"path": [None, 3, _TMP / "no" / "dir" / "h.json", _TMP]})
 SPECS["hrlib.train.History.from_json"] = Case(
-    fn=lambda **kw: __import__("hrlib.train").train.History.from_json(**kw), valid=lambda: {"path": _history_file()},
+    fn=lambda **kw: __import__("hrlib.train", fromlist=["_"]).History.from_json(**kw), valid=lambda: {"path": _history_file()},  # noqa: E501
     bad={"path": [None, 3, _TMP / "missing.json", _TMP, _junk_file("h.json", b"{oops"),
                   _junk_file("norows.json", b'{"epochs": []}'), _junk_file("rows.json", b'{"rows": [1, 2]}')]})
 SPECS["hrlib.train.evaluate"] = Case(
@@ -489,14 +490,14 @@ def _samples_of(n: int = 3, c: int = 3) -> list:
 
 @functools.cache
 def _shard_dir() -> Path:
-    from hrlib.shards import write_shards
+    from hrlib.pipeline.shards import write_shards
 
     return write_shards(_samples_of(), _tmp("shards"), shard_size=2)
 
 
 @functools.cache
 def _small_dir() -> Path:
-    from hrlib.shards import write_small_files
+    from hrlib.pipeline.shards import write_small_files
 
     return write_small_files(_samples_of(), _tmp("small"))
 
@@ -515,44 +516,44 @@ _BAD_SAMPLES = [None, 3, "images", image_u8(16, 16)[None], [image_u8()], [(image
 _BAD_DIRS = [None, 3, _TMP / "missing", _TMP, _index_dir("{oops"), _index_dir('{"kind": "shards"}'),
              _index_dir("[1, 2]")]
 
-EXEMPT["hrlib.shards.Batch"] = "result record: collate_skipping builds it (a list with .skipped)"
-EXEMPT["hrlib.shards.SkippedSample"] = "result record: ImageFileDataset builds it under on_error='skip'"
-SPECS["hrlib.shards.to_tensor"] = Case(valid=lambda: {"image": image_u8(16, 16)},
+EXEMPT["hrlib.pipeline.shards.Batch"] = "result record: collate_skipping builds it (a list with .skipped)"
+EXEMPT["hrlib.pipeline.shards.SkippedSample"] = "result record: ImageFileDataset builds it under on_error='skip'"
+SPECS["hrlib.pipeline.shards.to_tensor"] = Case(valid=lambda: {"image": image_u8(16, 16)},
                                        bad={"image": [*BAD_IMAGES, np.zeros((16, 16, 3), np.float32),
                                                       torch.zeros(16, 16, 3, dtype=torch.uint8)]})
-SPECS["hrlib.shards.decode_image"] = Case(
+SPECS["hrlib.pipeline.shards.decode_image"] = Case(
     valid=lambda: {"path": _image_file()},
     bad={"path": [None, 3, *_bad_image_files()], "max_pixels": [0, -1, 1.5, "1000", True]})
-SPECS["hrlib.shards.ImageFileDataset"] = Case(
+SPECS["hrlib.pipeline.shards.ImageFileDataset"] = Case(
     valid=lambda: {"files": [_image_file()], "size": 16},
     bad={"files": [None, [], "img.png", _image_file(), [None], [3]], "size": [0, 16.5, "16"],
          "n_samples": [0, 2.5, "3"], "labels": [[1, 2], "1", [None], [1.5]], "seed": [-1, 0.5, None],
          "max_pixels": [0, 1.5, "big"], "on_error": ["ignore", None, True], "transform": ["to_tensor", 3]})
-SPECS["hrlib.shards.ImageFileDataset.__getitem__"] = Case(
-    fn=lambda **kw: __import__("hrlib.shards").shards.ImageFileDataset([_image_file()], 16).__getitem__(**kw),
+SPECS["hrlib.pipeline.shards.ImageFileDataset.__getitem__"] = Case(
+    fn=lambda **kw: __import__("hrlib.pipeline.shards", fromlist=["_"]).ImageFileDataset([_image_file()], 16).__getitem__(**kw),  # noqa: E501
     valid=lambda: {"i": 0}, bad={"i": [1, -5, 0.5, None, "0"]})
-SPECS["hrlib.shards.ImageFileDataset.__getitem__.files"] = Case(  # a bad file is an error naming it (or skipped)
-    fn=lambda path: __import__("hrlib.shards").shards.ImageFileDataset([path], 16)[0],
+SPECS["hrlib.pipeline.shards.ImageFileDataset.__getitem__.files"] = Case(  # a bad file: an error naming it (or skipped)
+    fn=lambda path: __import__("hrlib.pipeline.shards", fromlist=["_"]).ImageFileDataset([path], 16)[0],
     valid=lambda: {"path": _image_file()}, bad={"path": _bad_image_files()[:-1] + [_image_file("tiny.png", 8)]})
-SPECS["hrlib.shards.write_shards"] = Case(
+SPECS["hrlib.pipeline.shards.write_shards"] = Case(
     valid=lambda: {"samples": _samples_of(), "dst": _tmp("shards"), "shard_size": 2},
     bad={"samples": _BAD_SAMPLES, "dst": [None, 3, _TMP], "shard_size": [0, 2.5, None, "2"],
          "force": ["yes", None]},
     names={"samples": "samples"})
-SPECS["hrlib.shards.write_small_files"] = Case(
+SPECS["hrlib.pipeline.shards.write_small_files"] = Case(
     valid=lambda: {"samples": _samples_of(), "dst": _tmp("small"), "fmt": "png"},
     bad={"samples": [*_BAD_SAMPLES[:10], _BAD_SAMPLES[11], _samples_of(c=2)],  # mixed sizes are fine here
          "dst": [None, 3, _TMP], "fmt": ["jpg", None, "PNG"], "force": ["yes", 1]})
-SPECS["hrlib.shards.ShardDataset"] = Case(valid=lambda: {"path": _shard_dir()},
+SPECS["hrlib.pipeline.shards.ShardDataset"] = Case(valid=lambda: {"path": _shard_dir()},
                                           bad={"path": [*_BAD_DIRS, _small_dir()]})
-SPECS["hrlib.shards.ShardDataset.__getitem__"] = Case(
-    fn=lambda **kw: __import__("hrlib.shards").shards.ShardDataset(_shard_dir()).__getitem__(**kw),
+SPECS["hrlib.pipeline.shards.ShardDataset.__getitem__"] = Case(
+    fn=lambda **kw: __import__("hrlib.pipeline.shards", fromlist=["_"]).ShardDataset(_shard_dir()).__getitem__(**kw),
     valid=lambda: {"i": 2}, bad={"i": [3, -1, 1.5, None, "0"]})
-SPECS["hrlib.shards.SmallFileDataset"] = Case(valid=lambda: {"path": _small_dir()},
+SPECS["hrlib.pipeline.shards.SmallFileDataset"] = Case(valid=lambda: {"path": _small_dir()},
                                               bad={"path": [*_BAD_DIRS, _shard_dir()]})
-SPECS["hrlib.shards.SmallFileDataset.__getitem__"] = Case(
-    fn=lambda **kw: __import__("hrlib.shards").shards.SmallFileDataset(_small_dir()).__getitem__(**kw),
+SPECS["hrlib.pipeline.shards.SmallFileDataset.__getitem__"] = Case(
+    fn=lambda **kw: __import__("hrlib.pipeline.shards", fromlist=["_"]).SmallFileDataset(_small_dir()).__getitem__(**kw),  # noqa: E501
     valid=lambda: {"i": 2}, bad={"i": [3, -1, 1.5, None, "0"]})
-SPECS["hrlib.shards.collate_skipping"] = Case(
-    valid=lambda: {"items": [(torch.zeros(3), 0), __import__("hrlib.shards").shards.SkippedSample("x.png", "bad")]},
+SPECS["hrlib.pipeline.shards.collate_skipping"] = Case(
+    valid=lambda: {"items": [(torch.zeros(3), 0), __import__("hrlib.pipeline", fromlist=["_"]).SkippedSample("x.png", "bad")]},  # noqa: E501
     bad={"items": [None, 3, "items", [(torch.zeros(3), 0), (torch.zeros(4), 1)], [object(), object()]]})

@@ -120,7 +120,7 @@ def _val_pipeline(resolution: int, *, random: bool = False, normalize: bool = Tr
     import albumentations as A
     import cv2
 
-    from hrlib.data import SLIDE_MEAN, SLIDE_STD
+    from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD
 
     steps = [A.SmallestMaxSize(max_size=resolution + (8 if random else 0), interpolation=cv2.INTER_AREA)]
     steps.append(A.RandomCrop(resolution, resolution) if random else A.CenterCrop(resolution, resolution))

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hrlib.data import SITES, downscale, make_slide
+from hrlib.data.slides import SITES, downscale, make_slide
 from hrlib.viz import crop_box
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

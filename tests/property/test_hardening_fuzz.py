@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hrlib.convert import convert, read_image_file
-from hrlib.pipeline import RegionDataset, make_loader
-from hrlib.store import StoreCorruptError, downsample, open_store, verify, write_store
+from hrlib.pipeline.converter import convert, read_image_file
+from hrlib.pipeline.loaders import RegionDataset, make_loader
+from hrlib.pipeline.store import StoreCorruptError, downsample, open_store, verify, write_store
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -303,8 +303,8 @@ def test_damage_surfaces_through_dataloader_workers(tmp_path, stores, fmt):
 @FUZZ
 @given(how=DAMAGE)
 def test_small_file_reader_refuses_damaged_png(tmp_path, how):
-    """hrlib.shards.decode_image (ImageFileDataset's reader) makes the same promise for PNG: error or exact."""
-    from hrlib.shards import decode_image
+    """hrlib.pipeline.shards.decode_image (ImageFileDataset's reader) makes the same promise for PNG: error or exact."""
+    from hrlib.pipeline.shards import decode_image
 
     path = tmp_path / "damaged.png"
     path.write_bytes(damage(encoded("png"), *how))

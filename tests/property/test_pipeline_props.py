@@ -1,4 +1,4 @@
-"""Properties of hrlib.pipeline: regions come from the image, the cache is an LRU, batched augmentation only moves
+"""hrlib.pipeline.loaders: regions come from the image, the cache is an LRU, batched augmentation only moves
 pixels (or shifts them all by one amount), shards return what was written."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hrlib.pipeline import RegionDataset, ShardDataset, TileCache, batched_augment, to_tensor, write_shards
-from hrlib.store import downsample, write_store
+from hrlib.pipeline.loaders import RegionDataset, ShardDataset, TileCache, batched_augment, to_tensor, write_shards
+from hrlib.pipeline.store import downsample, write_store
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                       HealthCheck.function_scoped_fixture])

@@ -1,4 +1,4 @@
-"""Properties of hrlib.qa: valid annotations pass, any reversed box is found, planted errors are found exactly."""
+"""hrlib.augment.qa: valid annotations pass, any reversed box is found, planted errors are found exactly."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hrlib.data import make_slide
-from hrlib.qa import KINDS, Annotation, annotations_from_slides, audit, plant_errors
+from hrlib.augment.qa import KINDS, Annotation, annotations_from_slides, audit, plant_errors
+from hrlib.data.slides import make_slide
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

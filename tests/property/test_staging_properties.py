@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hrlib.data import SLIDE_MEAN, SLIDE_STD
+from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD
 from hrlib.staging import POLICIES, stage_transform
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,4 @@
-"""Properties of hrlib.store: any region read equals the full image cropped (both formats, every level, regions
+"""Properties of hrlib.pipeline.store: any region read equals the full image cropped (both formats, every level, regions
 that cross chunk boundaries or touch the edges); downsample is the rounded block mean."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hrlib.store import FORMATS, downsample, open_store, write_store
+from hrlib.pipeline.store import FORMATS, downsample, open_store, write_store
 
 TILE = 64
 H, W = 257, 300  # partial chunks on both axes

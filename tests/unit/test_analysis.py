@@ -1,4 +1,4 @@
-"""Tests for hrlib.analysis: error modes, breakdowns, size buckets, failure sets and their diff."""
+"""Tests for hrlib.analysis.errors: error modes, breakdowns, size buckets, failure sets and their diff."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-import hrlib.analysis as analysis
-from hrlib.analysis import FailureSet, breakdown, diff, error_modes, size_bucket, size_bucket_labels
-from hrlib.data import SlideDataset
+import hrlib.analysis.errors as analysis
+from hrlib.analysis.errors import FailureSet, breakdown, diff, error_modes, size_bucket, size_bucket_labels
+from hrlib.data.slides import SlideDataset
 
 # ---- error modes ---------------------------------------------------------------------------------------------------
 
@@ -174,10 +174,10 @@ def test_diff_refuses_incomplete_predictions_or_other_labels() -> None:
 
 
 def test_run_records_and_the_bundle_are_re_exported_from_analysis() -> None:
-    import hrlib.bundle
-    import hrlib.runs
+    import hrlib.analysis.bundle
+    import hrlib.analysis.runs
 
     for name in ("record_run", "read_runs", "dataset_fingerprint", "git_state", "package_versions"):
-        assert getattr(analysis, name) is getattr(hrlib.runs, name) and name in analysis.__all__
+        assert getattr(analysis, name) is getattr(hrlib.analysis.runs, name) and name in analysis.__all__
     for name in ("BundledModel", "export_bundle", "load_bundle"):
-        assert getattr(analysis, name) is getattr(hrlib.bundle, name) and name in analysis.__all__
+        assert getattr(analysis, name) is getattr(hrlib.analysis.bundle, name) and name in analysis.__all__

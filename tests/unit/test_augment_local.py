@@ -20,7 +20,7 @@ from hrlib.augment.local import (
     nonoverlapping_holes,
     occlusion_policy,
 )
-from hrlib.data import SLIDE_MEAN, SLIDE_STD, SlideDataset, make_slide
+from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD, SlideDataset, make_slide
 from hrlib.staging import Schedule, stage_transform
 
 

@@ -1,4 +1,4 @@
-"""Tests for hrlib.bundle: the preprocessing shipped with the model matches the training-time path, exported too."""
+"""hrlib.analysis.bundle: the preprocessing shipped with the model matches the training-time path, exported too."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from hrlib.bundle import BundledModel, export_bundle, load_bundle
-from hrlib.data import SLIDE_STD, SlideDataset, make_slide
+from hrlib.analysis.bundle import BundledModel, export_bundle, load_bundle
+from hrlib.data.slides import SLIDE_STD, SlideDataset, make_slide
 from hrlib.models import DSConvNet
 from hrlib.staging import Schedule, val_transform
 from hrlib.train import fit

@@ -1,4 +1,4 @@
-"""Tests for hrlib.cam: Grad-CAM and Score-CAM against independent computations, hook hygiene, box scores, overlays."""
+"""hrlib.analysis.cam: Grad-CAM and Score-CAM against independent computations, hook hygiene, box scores, overlays."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrlib.cam import energy_in_boxes, grad_cam, overlay, pointing_game, score_cam, score_cams, show_cams
+from hrlib.analysis.cam import energy_in_boxes, grad_cam, overlay, pointing_game, score_cam, score_cams, show_cams
 from hrlib.models import DSConvNet
 
 matplotlib.use("Agg")

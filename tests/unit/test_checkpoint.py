@@ -1,4 +1,4 @@
-"""hrlib.checkpoint and resume: atomic saves, weights_only loading, random states, and a run stopped after epoch 1
+"""hrlib.train.checkpoint and resume: atomic saves, weights_only loading, random states, and a run stopped after epoch 1
 and resumed ending with bit-identical weights."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import hrlib.checkpoint as ckpt_mod
-from hrlib.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from hrlib.runner import ConfigError, train
+import hrlib.train.checkpoint as ckpt_mod
+from hrlib.train.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from hrlib.train.runner import ConfigError, train
 
 
 def tiny(seed: int = 5, **train_options) -> dict:

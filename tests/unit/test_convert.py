@@ -1,4 +1,5 @@
-"""hrlib.convert and the `convert` / `verify` commands: resumable atomic conversion, input errors, pixel limit."""
+"""hrlib.pipeline.converter and the `convert` / `verify` commands: resumable atomic conversion, input errors, pixel
+limit."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import hrlib.convert as conv
+import hrlib.pipeline.converter as conv
 from hrlib.__main__ import main
-from hrlib.convert import ConvertError, convert, read_image_file
-from hrlib.store import open_store, verify, write_example_images
+from hrlib.pipeline.converter import ConvertError, convert, read_image_file
+from hrlib.pipeline.store import open_store, verify, write_example_images
 
 
 @pytest.fixture()

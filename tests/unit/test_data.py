@@ -1,4 +1,5 @@
-"""hrlib.data: the generator's ground truth, determinism, resolution consistency, sites, Dataset, cache, errors."""
+"""hrlib.data.slides: the generator's ground truth, determinism, resolution consistency, sites, Dataset, cache,
+errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hrlib.data import (
+from hrlib.data.slides import (
     CLASS_NAMES,
     SITES,
     Site,
@@ -208,7 +209,7 @@ def test_class_names_and_sites():
 
 
 def test_in_memory_dataset_renders_once(monkeypatch):
-    import hrlib.data as data
+    import hrlib.data.slides as data
 
     calls = []
     real = data.make_slide
@@ -220,7 +221,7 @@ def test_in_memory_dataset_renders_once(monkeypatch):
 
 
 def test_slide_statistics_match_the_generator():
-    from hrlib.data import SLIDE_MEAN, SLIDE_STD
+    from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD
 
     ims = np.stack([make_slide(128, seed=i, label=i % 3).image for i in range(12)]).astype(float) / 255
     np.testing.assert_allclose(ims.mean(axis=(0, 1, 2)), SLIDE_MEAN, atol=0.03)

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from hrlib.runs import read_runs
+from hrlib.analysis.runs import read_runs
 
 CONFIG = """
 [data]

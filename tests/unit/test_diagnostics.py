@@ -1,4 +1,4 @@
-"""Tests for hrlib.diagnostics: gradient norms, the norm monitor, divergence and overfit detectors, clipping."""
+"""hrlib.diagnostics.monitors: gradient norms, the norm monitor, divergence and overfit detectors, clipping."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrlib.diagnostics import (
+from hrlib.diagnostics.monitors import (
     DivergenceDetector,
     GradClipper,
     GradNormMonitor,
@@ -49,7 +49,7 @@ class ToTensor:
 
 @dataclass
 class FakeSchedule:
-    """The schedule protocol of hrlib.train at one resolution, 16 px, for ``num_epochs`` epochs."""
+    """The schedule protocol of hrlib.train.engine at one resolution, 16 px, for ``num_epochs`` epochs."""
 
     num_epochs: int = 2
 

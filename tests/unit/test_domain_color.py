@@ -10,7 +10,7 @@ from albumentations.pytorch import ToTensorV2
 from scipy.stats import wasserstein_distance
 from skimage import color
 
-from hrlib.data import SlideDataset, make_slide
+from hrlib.data.slides import SlideDataset, make_slide
 from hrlib.domain.color import (
     LabAlign,
     LabReference,

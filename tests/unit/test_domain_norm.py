@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrlib.cam import grad_cam
+from hrlib.analysis.cam import grad_cam
 from hrlib.domain.norm import (
     AdaIN,
     BatchInstanceNorm,

@@ -1,4 +1,4 @@
-"""Tests for hrlib.memory: checkpointing is exact, what each mode saves, linearity, largest batch, errors."""
+"""hrlib.diagnostics.memory: checkpointing is exact, what each mode saves, linearity, largest batch, errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrlib.memory import MODES, Checkpointed, StepProfile, compare_modes, largest_batch, profile_step
+from hrlib.diagnostics.memory import MODES, Checkpointed, StepProfile, compare_modes, largest_batch, profile_step
 from hrlib.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py

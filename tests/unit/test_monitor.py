@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as TF
 
 from hrlib.augment.monitor import BatchStatsMonitor, StatsFlag, batch_stats
-from hrlib.data import SLIDE_MEAN, SLIDE_STD, SlideDataset
+from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD, SlideDataset
 from hrlib.models import build_model
 from hrlib.staging import Schedule, Stage, stage_transform
 from hrlib.train import fit

@@ -1,4 +1,5 @@
-"""hrlib.pipeline and hrlib.shards: region datasets, the file baseline and its guards, cache, loader, timer, shards."""
+"""hrlib.pipeline.loaders and hrlib.pipeline.shards: region datasets, the file baseline and its guards, cache,
+loader, timer, shards."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hrlib.pipeline import (
+from hrlib.pipeline.loaders import (
     ImageFileDataset,
     RegionDataset,
     ShardDataset,
@@ -31,7 +32,7 @@ from hrlib.pipeline import (
     write_shards,
     write_small_files,
 )
-from hrlib.store import open_store, write_store
+from hrlib.pipeline.store import open_store, write_store
 
 RNG = np.random.default_rng(0)
 IMAGES = {"a": RNG.integers(0, 256, (150, 200, 3), dtype=np.uint8),

@@ -96,8 +96,8 @@ def test_same_seed_same_augmented_tensor():
 def test_fixed_policy_is_a_schedule_for_fit(one_thread):
     from torch.utils.data import Subset
 
+    from hrlib.data.synth import SynthDataset
     from hrlib.models import DSConvNet
-    from hrlib.synth import SynthDataset
     from hrlib.train import fit
 
     data = Subset(SynthDataset("xray", 8, 32, channels=1), range(8))

@@ -1,12 +1,12 @@
-"""hrlib.pruning and hrlib.models.add_dropblock: what is removed, what is kept, and clear errors."""
+"""hrlib.diagnostics.pruning and hrlib.models.add_dropblock: what is removed, what is kept, and clear errors."""
 
 import pytest
 import torch
 from torch import nn
 from torchvision.ops import DropBlock2d
 
+from hrlib.diagnostics.pruning import magnitude_prune, prune_channels, sparsity
 from hrlib.models import DSConvNet, TinyConvNeXt, add_dropblock, count_cost
-from hrlib.pruning import magnitude_prune, prune_channels, sparsity
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,12 +1,13 @@
-"""hrlib.qa: each finding kind (with its image id and index), plant_errors round trips, the report table, errors."""
+"""hrlib.augment.qa: each finding kind (with its image id and index), plant_errors round trips, the report table,
+errors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hrlib.data import make_slide
-from hrlib.qa import KINDS, Annotation, Finding, QAReport, annotations_from_slides, audit, plant_errors
+from hrlib.augment.qa import KINDS, Annotation, Finding, QAReport, annotations_from_slides, audit, plant_errors
+from hrlib.data.slides import make_slide
 
 H, W = 50, 60
 GOOD = [[2, 3, 12, 13], [20, 20, 30, 35], [40, 5, 55, 45]]
@@ -246,7 +247,7 @@ def test_bad_arguments_raise_naming_the_argument(clean):
         plant_errors(clean, ["empty_box"] * 1000)
     with pytest.raises(ValueError, match=r"^kinds: no clean object left to plant 'empty_mask'"):
         plant_errors([ann(masks=None)], ["empty_mask"])
-    with pytest.raises(TypeError, match=r"^slides\[1\] must be a hrlib.data.Slide"):
+    with pytest.raises(TypeError, match=r"^slides\[1\] must be a hrlib.data.slides.Slide"):
         annotations_from_slides([make_slide(32, seed=0), "slide"])
     with pytest.raises(ValueError, match=r"^image_ids must be 1 strings"):
         annotations_from_slides([make_slide(32, seed=0)], image_ids=["a", "b"])

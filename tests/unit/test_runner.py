@@ -1,4 +1,4 @@
-"""hrlib.runner: config loading and validation (errors name the key path and the value), the CLI entry points, and
+"""hrlib.train.runner: config loading and validation (errors name the key path and the value), the CLI entry points, and
 a single-process run's outputs (generator and tile-store data)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from hrlib.runner import ConfigError, load_config, main, train, validate_config
-from hrlib.runs import read_runs
+from hrlib.analysis.runs import read_runs
+from hrlib.train.runner import ConfigError, load_config, main, train, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,8 +124,8 @@ def test_a_run_writes_history_checkpoints_model_and_one_run_record(tmp_path):
 
 @pytest.mark.usefixtures("one_thread")
 def test_store_source_trains_on_labelled_regions(tmp_path):
-    from hrlib.data import make_slide
-    from hrlib.store import write_store
+    from hrlib.data.slides import make_slide
+    from hrlib.pipeline.store import write_store
 
     images = {f"s{i}": make_slide(96, label=i % 2, seed=i).image for i in range(4)}
     write_store(tmp_path / "store", images, tile=32, levels=2)
@@ -137,7 +137,7 @@ def test_store_source_trains_on_labelled_regions(tmp_path):
     history = train(cfg, out=tmp_path / "run")
     assert validate_config(cfg)["data"]["num_classes"] == 2
     assert history.column("samples").tolist() == [8, 8] and np.isfinite(history.column("val_loss")).all()
-    from hrlib.runner import _datasets
+    from hrlib.train.runner import _datasets
 
     train_set, val_set, _ = _datasets(validate_config(cfg))  # validation regions come from held-out images
     train_ids = {train_set.region(i)[0] for i in range(len(train_set))}

@@ -1,4 +1,4 @@
-"""Tests for hrlib.runs: run records, dataset fingerprints, and identical metrics from the same seed on CPU."""
+"""Tests for hrlib.analysis.runs: run records, dataset fingerprints, and identical metrics from the same seed on CPU."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from hrlib.data import SlideDataset
+from hrlib.analysis.runs import dataset_fingerprint, read_runs, record_run
+from hrlib.data.slides import SlideDataset
 from hrlib.models import DSConvNet
-from hrlib.runs import dataset_fingerprint, read_runs, record_run
 from hrlib.staging import Schedule, val_transform
 from hrlib.train import evaluate, fit
 

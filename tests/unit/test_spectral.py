@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hrlib.augment.spectral import NOISE_MODES, band_correlation, band_noise, normalized_difference
-from hrlib.synth import make_multispectral, ndvi
+from hrlib.data.synth import make_multispectral, ndvi
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from hrlib.data import SLIDE_MEAN, SLIDE_STD, make_slide
+from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD, make_slide
 from hrlib.staging import (
     POLICIES,
     Schedule,

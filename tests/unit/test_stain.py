@@ -18,7 +18,7 @@ from hrlib.augment.stain import (
     od_residual_map,
     paper_hed_jitter,
 )
-from hrlib.data import make_slide, real_image
+from hrlib.data.slides import make_slide, real_image
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""hrlib.store: zarr and LMDB tile stores, pyramid, damage detection (checksums, missing chunks), atomic writes."""
+"""hrlib.pipeline.store: zarr and LMDB tile stores, pyramid, damage detection (checksums, missing chunks), atomic
+writes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import lmdb
 import numpy as np
 import pytest
 
-from hrlib.data import make_slide
-from hrlib.store import (
+from hrlib.data.slides import make_slide
+from hrlib.pipeline.store import (
     FORMATS,
     StoreCorruptError,
     downsample,

@@ -1,4 +1,4 @@
-"""hrlib.synth: the domain generators' ground truth, class evidence, determinism, the Dataset and bad arguments."""
+"""hrlib.data.synth: the domain generators' ground truth, class evidence, determinism, the Dataset and bad arguments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hrlib import data
-from hrlib.synth import (
+from hrlib.data.synth import (
     BAND_NAMES,
     DOCUMENT_CLASSES,
     MULTISPECTRAL_CLASSES,

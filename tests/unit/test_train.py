@@ -1,4 +1,4 @@
-"""Tests for hrlib.train: learning, history rows and MACs, determinism, callbacks, lr schedules, evaluate, errors."""
+"""hrlib.train.engine: learning, history rows and MACs, determinism, callbacks, lr schedules, evaluate, errors."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class ResizeNormalize:
 
 @dataclass
 class FakeSchedule:
-    """The schedule protocol of hrlib.train: one resolution per epoch, stage ``low`` below the largest."""
+    """The schedule protocol of hrlib.train.engine: one resolution per epoch, stage ``low`` below the largest."""
 
     resolutions: tuple[int, ...] = (32, 32, 48)
 
@@ -318,7 +318,7 @@ def test_evaluate_rejects_bad_arguments() -> None:
 
 def test_fit_is_deterministic_with_albumentations_schedules():
     """albumentations pipelines draw from their own generator: fit must seed it, or runs differ."""
-    from hrlib.data import SlideDataset
+    from hrlib.data.slides import SlideDataset
     from hrlib.staging import Schedule
 
     data = SlideDataset(12, 48, seed=3, in_memory=True)
@@ -332,7 +332,7 @@ def test_fit_is_deterministic_with_albumentations_schedules():
 
 
 def test_fit_with_worker_processes_is_reproducible():
-    from hrlib.data import SlideDataset
+    from hrlib.data.slides import SlideDataset
     from hrlib.staging import Schedule
 
     data = SlideDataset(8, 32, seed=2)

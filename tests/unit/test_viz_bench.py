@@ -11,7 +11,7 @@ import pytest
 matplotlib.use("Agg")
 
 from hrlib.bench import main as bench_main  # noqa: E402
-from hrlib.data import make_slide  # noqa: E402
+from hrlib.data.slides import make_slide  # noqa: E402
 from hrlib.viz import compare_resolutions, show_images  # noqa: E402
 
 

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from hrlib._checks import check_int
-from hrlib.config import _check_device
+from hrlib._checks import check_device, check_int
 from hrlib.models import SavedBytes, _bare_copy
 
 __all__ = ["MODES", "Checkpointed", "StepProfile", "compare_modes", "largest_batch", "profile_step"]
@@ -185,7 +184,7 @@ def _resolve(model: object, mode: object, num_classes: int | None,
         num_classes = _infer(model, nn.Linear, "out_features", "num_classes")
     num_classes = check_int("num_classes", num_classes)
     _infer(model, nn.Conv2d, "in_channels", "in_channels")  # before any work: a model without a conv is refused
-    return model, mode, num_classes, _check_device("device", device)
+    return model, mode, num_classes, check_device("device", device)
 
 
 def profile_step(model: nn.Module, *, batch_size: int, image_size: int, mode: str = "fp32",

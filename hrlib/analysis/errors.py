@@ -3,9 +3,10 @@
 Error modes: :func:`error_modes` (confusion, per-class accuracy and precision, missed targets vs false alarms),
 :func:`breakdown` (accuracy per group, e.g. :func:`size_bucket` or site). Failure cases: :class:`FailureSet`
 (failing samples saved as JSON with what re-renders them) and :func:`diff` (fixed / still failing / newly
-failing). Run records (``hrlib.runs``: :func:`record_run`, :func:`read_runs`, :func:`dataset_fingerprint`) and the
-model shipped with its preprocessing (``hrlib.bundle``: :class:`BundledModel`, :func:`export_bundle`,
-:func:`load_bundle`) are re-exported here, so ``from hrlib.analysis import record_run, BundledModel`` works.
+failing). Run records (``hrlib.analysis.runs``: :func:`record_run`, :func:`read_runs`, :func:`dataset_fingerprint`)
+and the
+model shipped with its preprocessing (``hrlib.analysis.bundle``: :class:`BundledModel`, :func:`export_bundle`,
+:func:`load_bundle`) are re-exported here, so ``from hrlib.analysis.errors import record_run, BundledModel`` works.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrlib._checks import atomic_write, check_float, check_int
+from hrlib._checks import check_float, check_int
 from hrlib._checks import check_path as _check_path
-from hrlib.bundle import BundledModel, export_bundle, load_bundle
-from hrlib.data import CLASS_NAMES, Slide, make_slide
-from hrlib.runs import dataset_fingerprint, git_state, package_versions, read_runs, record_run, to_jsonable
+from hrlib._io import atomic_write
+from hrlib.analysis.bundle import BundledModel, export_bundle, load_bundle
+from hrlib.analysis.runs import dataset_fingerprint, git_state, package_versions, read_runs, record_run, to_jsonable
+from hrlib.data.slides import CLASS_NAMES, Slide, make_slide
 
 __all__ = ["BundledModel", "ErrorModes", "FailureCase", "FailureDiff", "FailureSet", "breakdown", "dataset_fingerprint",
            "diff", "error_modes", "export_bundle", "git_state", "load_bundle", "package_versions", "read_runs",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hrlib._checks import check_float, check_int
-from hrlib.data import Slide
+from hrlib.data.slides import Slide
 from hrlib.viz import format_table
 
 __all__ = ["KINDS", "Annotation", "Finding", "QAReport", "annotations_from_slides", "audit", "plant_errors"]
@@ -93,12 +93,13 @@ class QAReport:
 def _check_annotations(annotations: object) -> list[tuple[Annotation, np.ndarray, np.ndarray, np.ndarray | None]]:
     """Check the structure (the content is audit's job); return each annotation with float boxes, int labels."""
     if isinstance(annotations, Annotation | str) or not isinstance(annotations, Sequence):
-        raise TypeError(f"annotations must be a sequence of hrlib.qa.Annotation, got {type(annotations).__name__}")
+        raise TypeError(f"annotations must be a sequence of hrlib.augment.qa.Annotation, "
+                        f"got {type(annotations).__name__}")
     out, seen = [], {}
     for k, a in enumerate(annotations):
         name = f"annotations[{k}]"
         if not isinstance(a, Annotation):
-            raise TypeError(f"{name} must be a hrlib.qa.Annotation, got {type(a).__name__}")
+            raise TypeError(f"{name} must be a hrlib.augment.qa.Annotation, got {type(a).__name__}")
         if not isinstance(a.image_id, str) or a.image_id in seen:
             raise ValueError(f"{name}.image_id must be a str unique in annotations, got {a.image_id!r}"
                              + (f" (also annotations[{seen[a.image_id]}])" if a.image_id in seen else ""))
@@ -285,10 +286,11 @@ def plant_errors(annotations: Sequence[Annotation], kinds: Sequence[str], *, see
 
 
 def annotations_from_slides(slides: Sequence[Slide], image_ids: Sequence[str] | None = None) -> list[Annotation]:
-    """One :class:`Annotation` per ``hrlib.data.Slide``: its evidence boxes, each labelled with the slide's label,
+    """One :class:`Annotation` per ``hrlib.data.slides.Slide``: its evidence boxes, each labelled with the slide's
+    label,
     and per-box masks (the slide's mask inside the pixels the box overlaps). ``image_ids`` default ``"slide_<i>"``."""
     if isinstance(slides, Slide | str | bytes) or not isinstance(slides, Sequence):
-        raise TypeError(f"slides must be a sequence of hrlib.data.Slide, got {type(slides).__name__}")
+        raise TypeError(f"slides must be a sequence of hrlib.data.slides.Slide, got {type(slides).__name__}")
     if image_ids is not None and (isinstance(image_ids, str | bytes) or not isinstance(image_ids, Sequence)):
         raise TypeError(f"image_ids must be a sequence of {len(slides)} strings (one per slide) or None, got "
                         f"{image_ids!r:.60}")
@@ -298,7 +300,7 @@ def annotations_from_slides(slides: Sequence[Slide], image_ids: Sequence[str] | 
     out = []
     for k, s in enumerate(slides):
         if not isinstance(s, Slide):
-            raise TypeError(f"slides[{k}] must be a hrlib.data.Slide, got {type(s).__name__}")
+            raise TypeError(f"slides[{k}] must be a hrlib.data.slides.Slide, got {type(s).__name__}")
         h, w = s.mask.shape
         boxes = np.asarray(s.boxes, dtype=np.float32).reshape(-1, 4)
         masks = np.zeros((len(boxes), h, w), dtype=bool)

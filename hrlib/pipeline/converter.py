@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from hrlib import store as _store
-from hrlib._checks import atomic_write, check_bool, check_int, check_path
+from hrlib._checks import check_bool, check_int, check_path
+from hrlib._io import atomic_write
+from hrlib.pipeline import store as _store
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ON_ERROR", "SUFFIXES", "ConvertError", "convert", "list_sources",
            "read_image_file"]
@@ -167,7 +168,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr"
     """Convert the image files in ``src`` (a folder or one file) into a store at ``dst``.
 
     Args:
-        fmt, tile, levels: as in :func:`hrlib.store.write_store` (``"zarr"``/``"lmdb"``, chunk side px, pyramid
+        fmt, tile, levels: as in :func:`hrlib.pipeline.store.write_store` (``"zarr"``/``"lmdb"``, chunk side px, pyramid
             levels).
         resume: continue an interrupted conversion (images with a completion record are skipped); with a finished
             ``dst`` that already holds every source image, nothing is done.

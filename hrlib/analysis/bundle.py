@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrlib._checks import atomic_write, check_float, check_int
-from hrlib.data import CLASS_NAMES, SLIDE_MEAN, SLIDE_STD
+from hrlib._checks import check_float, check_int
+from hrlib._io import atomic_write
+from hrlib.data.slides import CLASS_NAMES, SLIDE_MEAN, SLIDE_STD
 
 __all__ = ["BundledModel", "export_bundle", "load_bundle"]
 

@@ -58,7 +58,7 @@ def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.n
     chunk failing its CRC-32).
     PIL's guard is handled here, per call: its warning (above ~89 megapixels) is silenced only when an explicit
     ``max_pixels`` replaces it, and its ``DecompressionBombError`` (above ~179 megapixels) becomes that
-    ``ValueError``; ``Image.MAX_IMAGE_PIXELS`` is never changed. (:func:`hrlib.convert.read_image_file` instead
+    ``ValueError``; ``Image.MAX_IMAGE_PIXELS`` is never changed. (:func:`read_image_file` instead
     raises PIL's limit to its ``max_pixels`` and keeps 1/4 channels: a converter's contract, not this one's.)
     """
     _check_path("path", path)
@@ -74,14 +74,14 @@ def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.n
                 if max_pixels is not None and w * h > max_pixels:
                     raise ValueError(f"{w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
                 if im.format == "PNG":  # PIL skips IDAT CRCs: a flipped byte could decode to wrong pixels
-                    from hrlib.convert import _check_png_crcs
+                    from hrlib.pipeline.converter import _check_png_crcs
 
                     _check_png_crcs(path)
                 return np.asarray(im.convert("RGB"))
     except Image.DecompressionBombError as err:  # PIL's own limit: name the file and the way out
         raise ValueError(f"path {os.fspath(path)!r} could not be decoded: DecompressionBombError: {err} (PIL refuses "
                          f"images this large as a decompression-bomb guard; hrlib never disables it: use a tile "
-                         f"store, hrlib.convert, for huge slides)") from err
+                         f"store, hrlib.pipeline.converter, for huge slides)") from err
     except Exception as err:  # PIL raises OSError, SyntaxError, ... for bad files; a missing one is FileNotFoundError
         raise ValueError(f"path {os.fspath(path)!r} could not be decoded: {type(err).__name__}: {err}") from err
 

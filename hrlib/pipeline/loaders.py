@@ -4,7 +4,7 @@ a step timer that measures how much of each training step waits for data.
 
 The tf.data <-> PyTorch mapping: parallel ``map`` <-> ``num_workers``; ``prefetch`` <-> ``prefetch_factor``;
 ``cache`` <-> :class:`TileCache` (one per worker process); ``shuffle`` <-> the sampler (it shuffles indices, before
-any augmentation runs in ``__getitem__``); TFRecord + ``interleave`` <-> :mod:`hrlib.shards`.
+any augmentation runs in ``__getitem__``); TFRecord + ``interleave`` <-> :mod:`hrlib.pipeline.shards`.
 
 Datasets are picklable and open the store lazily in each process (an LMDB environment must not cross a fork), and
 every random choice comes from ``seed`` and the item index, so worker count and order do not change a sample.
@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hrlib._checks import check_bool, check_float, check_int, check_path
-from hrlib.shards import (
+from hrlib.pipeline.shards import (
     Batch,
     ImageFileDataset,
     ShardDataset,
@@ -92,7 +92,7 @@ class RegionDataset(Dataset):
     """``n_samples`` random ``size`` x ``size`` regions read from a tile store (decode only the region: C7).
 
     Args:
-        store: an open :class:`hrlib.store.TileStore` or a store path; only the path is kept, and each process
+        store: an open :class:`hrlib.pipeline.store.TileStore` or a store path; only the path is kept, and each process
             opens its own handle on first use.
         size: region side in pixels at ``level`` (>= 1, at most the smallest image side at that level).
         n_samples: dataset length (>= 1).
@@ -109,7 +109,7 @@ class RegionDataset(Dataset):
     def __init__(self, store: Any, size: int, n_samples: int, *, level: int = 0,
                  transform: Callable[[np.ndarray], Any] | None = None, labels: Mapping[str, int] | None = None,
                  seed: int = 0, cache: TileCache | int | None = None, image_ids: Iterable[str] | None = None) -> None:
-        from hrlib.store import open_store
+        from hrlib.pipeline.store import open_store
 
         self.size = check_int("size", size)
         self.n_samples = check_int("n_samples", n_samples)
@@ -160,7 +160,7 @@ class RegionDataset(Dataset):
     def store(self) -> Any:
         """This process's open store (opened on first use, reopened after a fork)."""
         if self._store is None or self._pid != os.getpid():
-            from hrlib.store import open_store
+            from hrlib.pipeline.store import open_store
 
             self._store, self._pid = open_store(self.path), os.getpid()
         return self._store

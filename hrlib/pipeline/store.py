@@ -27,7 +27,8 @@ from typing import Any
 import google_crc32c
 import numpy as np
 
-from hrlib._checks import atomic_write, check_bool, check_int, check_path
+from hrlib._checks import check_bool, check_int, check_path
+from hrlib._io import atomic_write
 
 __all__ = ["FORMATS", "LmdbTileStore", "StoreCorruptError", "TileStore", "ZarrTileStore", "downsample",
            "open_store", "verify", "write_example_images", "write_store"]
@@ -56,7 +57,7 @@ def write_example_images(folder: str | os.PathLike, n: int = 2, size: int = 4096
     import cv2
     from PIL import Image
 
-    from hrlib.data import make_slide
+    from hrlib.data.slides import make_slide
 
     n, size, seed = check_int("n", n), check_int("size", size, 16), check_int("seed", seed, 0)
     quality = check_int("quality", quality)

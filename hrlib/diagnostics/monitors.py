@@ -24,7 +24,7 @@ from torch import nn
 
 from hrlib._checks import check_bool as _check_bool
 from hrlib._checks import check_float, check_int
-from hrlib.train import Callback, History, TrainState
+from hrlib.train.history import Callback, History, TrainState
 
 __all__ = ["DivergenceDetector", "DivergenceReport", "GradClipper", "GradNormMonitor", "LivePlot", "OverfitDetector",
            "grad_norms", "is_overfitting", "plot_lr", "total_grad_norm"]
@@ -220,7 +220,8 @@ class GradClipper(Callback):
     """Clip the total gradient norm to ``max_norm`` (> 0) with ``torch.nn.utils.clip_grad_norm_`` before each step.
 
     Order matters under AMP: unscale first, then clip (clipping scaled gradients compares ``max_norm`` with norms
-    inflated by the loss scale); :func:`hrlib.train.fit` unscales before ``on_after_backward``. Keeps the pre-clip
+    inflated by the loss scale); :func:`hrlib.train.fit` unscales before ``on_after_backward``. Keeps the
+    pre-clip
     norms (``norms``) and adds ``clip_rate`` (fraction of the epoch's steps clipped, 0-1) and
     ``grad_norm_median`` (pre-clip) to each epoch's row.
     """

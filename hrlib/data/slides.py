@@ -14,7 +14,7 @@ downsampling; 2 ``target``, one to three small clusters of DAB granules. Every s
 of the same size and stain ("decoys"), so a target is told from a decoy only by its fine granular texture: that is
 the evidence that disappears when the image is shrunk.
 
-The small domain generators of lesson 03 live in ``hrlib.synth`` and are re-exported here: ``make_multispectral``
+The small domain generators of lesson 03 live in ``hrlib.data.synth`` and are re-exported here: ``make_multispectral``
 and ``ndvi`` (4-band fields), ``make_scratch`` (direction-dependent scratches), ``make_xray`` (laterality),
 ``make_document`` (glyph aspect), their ``Sample`` and ``*_CLASSES``, and ``SynthDataset``.
 """
@@ -525,8 +525,8 @@ def real_image(name: str) -> np.ndarray:
     return np.ascontiguousarray(getattr(skimage.data, _REAL[name])())
 
 
-# the lesson-03 domain generators (hrlib.synth does not import this module, so the re-export is safe here)
-from hrlib.synth import (  # noqa: E402, F401
+# the lesson-03 domain generators (hrlib.data.synth does not import this module, so the re-export is safe here)
+from hrlib.data.synth import (  # noqa: E402, F401
     BAND_NAMES,
     DOCUMENT_CLASSES,
     MULTISPECTRAL_CLASSES,

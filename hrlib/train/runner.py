@@ -4,8 +4,9 @@
 :func:`load_config` reads and validates a config (unknown keys and bad values raise :class:`ConfigError` naming the
 key path and the value, e.g. ``schedule.stages[1].resolution must be an int >= 8, got 'big'``); :func:`train`
 runs it: data (generated slides or random regions of a tile store), the ``hrlib.staging`` schedule, a
-``hrlib.models`` classifier, AdamW with a per-batch LR schedule, ``hrlib.diagnostics`` callbacks, a checkpoint per
-epoch (:mod:`hrlib.checkpoint`), ``history.json`` and a ``hrlib.runs`` run record in the output folder.
+``hrlib.models`` classifier, AdamW with a per-batch LR schedule, ``hrlib.diagnostics.monitors`` callbacks, a
+checkpoint per
+epoch (:mod:`hrlib.train.checkpoint`), ``history.json`` and a ``hrlib.analysis.runs`` run record in the output folder.
 
 Under ``torchrun --nproc_per_node=N`` (RANK / WORLD_SIZE / LOCAL_RANK set) each process joins the process group
 (gloo on the CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel`` (SyncBatchNorm only on CUDA
@@ -34,8 +35,10 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from hrlib._checks import atomic_write, check_int
-from hrlib.checkpoint import (
+from hrlib._checks import check_int
+from hrlib._io import atomic_write
+from hrlib.config import get_device, seed_everything, seed_transform, seed_worker
+from hrlib.train.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
@@ -43,17 +46,9 @@ from hrlib.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from hrlib.config import get_device, seed_everything
-from hrlib.runconfig import ConfigError, _build_callbacks, _read_labels, load_config, validate_config
-from hrlib.train import (
-    History,
-    TrainState,
-    _seed_transform,
-    _seed_worker,
-    _train_epoch,
-    _Transformed,
-    evaluate,
-)
+from hrlib.train.config import ConfigError, _build_callbacks, _read_labels, load_config, validate_config
+from hrlib.train.engine import TransformedDataset, evaluate, train_epoch
+from hrlib.train.history import History, TrainState
 
 __all__ = ["ConfigError", "add_arguments", "load_config", "main", "train", "validate_config"]
 
@@ -70,12 +65,12 @@ def _datasets(cfg: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 
     d = cfg["data"]
     if d["source"] == "generator":
-        from hrlib.data import SlideDataset
+        from hrlib.data.slides import SlideDataset
 
         whole = SlideDataset(d["n"] + d["n_val"], d["size"], seed=d["seed"], sites=d["sites"], in_memory=True)
         n, ident = d["n"], whole
     else:
-        from hrlib.pipeline import RegionDataset
+        from hrlib.pipeline.loaders import RegionDataset
 
         def regions(n: int, ids: Sequence[str] | None, seed: int) -> RegionDataset:
             return RegionDataset(d["path"], d["region"], n, level=d["level"], transform=_identity,
@@ -159,7 +154,7 @@ def train(config: Mapping[str, Any], *, out: str | os.PathLike | None = None, re
     """Run a config (a dict or :func:`load_config`'s result) and return the :class:`hrlib.train.History`.
 
     ``out``: output folder (default ``output.dir``); it receives ``config.json``, ``history.json``,
-    ``checkpoints/epoch_NNNN.pt`` (the newest ``output.keep_last``), ``runs.jsonl`` (one ``hrlib.runs`` record)
+    ``checkpoints/epoch_NNNN.pt`` (the newest ``output.keep_last``), ``runs.jsonl`` (one ``hrlib.analysis.runs`` record)
     and, once the schedule is finished, ``model.pt`` (the weights). ``resume``: continue from the newest
     checkpoint there; the config must be the same apart from ``output``. ``stop_after`` (>= 1): end after that
     many epochs in total, as an interruption would (the LR schedule still spans the whole run). ``progress``:
@@ -208,8 +203,8 @@ def _resume(out_dir: Path, cfg: Mapping[str, Any], parts: Mapping[str, Any]) -> 
 
 def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torch.device, *, resume: bool,
          stop_after: int | None, progress: bool) -> History:
+    from hrlib.analysis.runs import record_run
     from hrlib.models import build_model, count_cost
-    from hrlib.runs import record_run
     from hrlib.staging import Schedule, Stage, val_transform
 
     t, sc, lead = cfg["train"], cfg["schedule"], rank == 0
@@ -258,9 +253,9 @@ def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torc
             state.epoch, state.stage, state.resolution = epoch, stage.name, stage.resolution
             transform = schedule.train_transform(epoch)
             aug_seed, loader_seed = np.random.SeedSequence([t["seed"], epoch, rank]).generate_state(2)
-            _seed_transform(transform, int(aug_seed))
-            loader = DataLoader(_Transformed(train_set, transform), batch_size=t["batch_size"], sampler=sampler,
-                                num_workers=t["workers"], worker_init_fn=_seed_worker if t["workers"] else None,
+            seed_transform(transform, int(aug_seed))
+            loader = DataLoader(TransformedDataset(train_set, transform), batch_size=t["batch_size"], sampler=sampler,
+                                num_workers=t["workers"], worker_init_fn=seed_worker if t["workers"] else None,
                                 generator=torch.Generator().manual_seed(int(loader_seed)),
                                 pin_memory=device.type == "cuda")
             if cfg["output"]["debug_ranks"]:
@@ -268,8 +263,8 @@ def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torc
             for cb in callbacks:
                 cb.on_epoch_start(state)
             began = time.perf_counter()
-            loss, acc, samples = _train_epoch(state, loader, bar, device=device, scheduler=scheduler, scaler=scaler,
-                                              amp=t["amp"], callbacks=callbacks)
+            loss, acc, samples = train_epoch(state, loader, device=device, scheduler=scheduler, scaler=scaler,
+                                             amp=t["amp"], callbacks=callbacks, bar=bar)
             loss_sum, correct, samples = _reduce([loss * samples, acc * samples, samples])
             seconds = _reduce([time.perf_counter() - began], dist.ReduceOp.MAX)[0]
             val = None

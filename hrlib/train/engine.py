@@ -8,15 +8,10 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -26,19 +21,24 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from hrlib._checks import check_bool as _check_bool
-from hrlib._checks import check_float, check_int
-from hrlib.config import _check_device, seed_everything
+from hrlib._checks import check_device, check_float, check_int
+from hrlib.config import seed_everything, seed_transform, seed_worker
 from hrlib.models import count_cost
+from hrlib.train.history import Callback, EvalResult, History, TrainState
 
-__all__ = ["Callback", "EvalResult", "History", "Schedule", "TrainState", "evaluate", "fit"]
+__all__ = ["Schedule", "TransformedDataset", "epoch_loader", "epoch_seeds", "evaluate", "fit", "lr_scheduler",
+           "train_epoch"]
 
 Transform = Callable[..., dict[str, Any]]  # albumentations-style: transform(image=uint8 HWC)["image"] -> CHW tensor
+BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 LR_SCHEDULES = ("onecycle", "constant", "cosine", "step")
 _SCHEDULE_MEMBERS = ("num_epochs", "stage_at", "resolution_at", "train_transform")
 
 
+@runtime_checkable
 class Schedule(Protocol):
-    """What :func:`fit` needs from a resolution schedule (epochs are 0-based)."""
+    """What :func:`fit` needs from a schedule (epochs are 0-based): ``hrlib.staging.Schedule`` (resolution stages)
+    and ``hrlib.staging.FixedSchedule`` (one transform throughout) are the two in hrlib."""
 
     num_epochs: int
 
@@ -47,8 +47,13 @@ class Schedule(Protocol):
     def train_transform(self, epoch: int) -> Transform: ...
 
 
-class _Transformed(Dataset):
-    """Items ``(image, label, ...)`` of ``dataset`` as ``(transform(image=image)["image"], label)``."""
+class TransformedDataset(Dataset):
+    """Items ``(image, label, ...)`` of ``dataset`` as ``(transform(image=image)["image"], label)``.
+
+    Args:
+        dataset: a map-style dataset of ``(uint8 HWC image, label, ...)`` items.
+        transform: albumentations-style, ``transform(image=image)["image"]`` is a CHW float tensor.
+    """
 
     def __init__(self, dataset: Dataset, transform: Transform) -> None:
         self.dataset, self.transform = dataset, transform
@@ -61,154 +66,77 @@ class _Transformed(Dataset):
         return self.transform(image=item[0])["image"], int(item[1])
 
 
-def _seed_transform(transform: object, seed: int) -> None:
-    """Seed a transform's own random generator (albumentations' draws from OS entropy unless seeded)."""
-    set_seed = getattr(transform, "set_random_seed", None)
-    if callable(set_seed):
-        set_seed(seed)
+def epoch_seeds(seed: int, epoch: int, rank: int = 0) -> tuple[int, int]:
+    """The two seeds of one epoch of one process: the data order's and the augmentation's.
 
+    Both come from ``numpy.random.SeedSequence([seed, epoch])`` alone, so an epoch repeats exactly under the same
+    seed whether the run went straight through or was resumed. Rank ``r`` of a distributed run takes word
+    ``1 + r`` of the sequence for its augmentation (each rank draws different augmentations); rank 0's words are
+    those of a one-process run, so :func:`fit` and ``hrlib train`` on one process draw the same.
 
-def _seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: each worker's copy of the transform gets its worker's torch seed."""
-    info = torch.utils.data.get_worker_info()
-    if info is not None:
-        _seed_transform(getattr(info.dataset, "transform", None), torch.initial_seed() % 2**32)
+    Args:
+        seed: the run's seed (>= 0).
+        epoch: the 0-based epoch.
+        rank: the process's rank (0 on one process).
 
-
-def _check_path(path: object) -> Path:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
-    return Path(path)
-
-
-class History:
-    """Per-epoch rows of a :func:`fit` run, as dicts with keys :attr:`KEYS`.
-
-    ``lr``, ``momentum``: learning rate and momentum (or Adam's beta1) of the epoch's last batch;
-    ``val_loss``/``val_acc``: NaN where not evaluated; ``seconds``: wall time of the training pass (data loading
-    included, validation excluded); ``train_macs``: multiply-accumulates of the epoch's forward and backward
-    passes, approximated as ``3 x`` forward MACs per sample (the backward computes gradients for activations and
-    for weights, each about one forward), 0 if not counted; ``samples``: training images seen.
+    Returns:
+        ``(order_seed, augment_seed)``, each in [0, 2**32).
     """
-
-    KEYS = ("epoch", "stage", "resolution", "lr", "momentum", "train_loss", "train_acc", "val_loss", "val_acc",
-            "seconds", "train_macs", "samples")
-
-    def __init__(self, rows: Sequence[dict[str, Any]] = ()) -> None:
-        if isinstance(rows, str | Mapping) or not isinstance(rows, Sequence) or not all(
-                isinstance(r, Mapping) for r in rows):
-            raise TypeError(f"rows must be a sequence of dicts (one per epoch), got {rows!r:.80}")
-        self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def as_rows(self) -> list[dict[str, Any]]:
-        """A copy of the rows (e.g. for ``pandas.DataFrame(history.as_rows())``)."""
-        return [dict(r) for r in self.rows]
-
-    def column(self, key: str) -> np.ndarray:
-        """The values of ``key`` (one of :attr:`KEYS`, or one a callback added), one per epoch (NaN if missing)."""
-        if not any(key in r for r in self.rows):
-            raise KeyError(f"key must be in the rows ({len(self)} epochs) of this history, got {key!r}")
-        return np.asarray([r.get(key, math.nan) for r in self.rows])
-
-    def cumulative(self, key: str) -> np.ndarray:
-        """Running total of a numeric ``key`` over epochs, e.g. ``cumulative("train_macs")`` for compute spent."""
-        return np.cumsum(self.column(key))
-
-    def last(self, key: str) -> Any:
-        """The value of ``key`` in the last epoch's row."""
-        return self.column(key)[-1].item()
-
-    def best(self, key: str) -> dict[str, Any]:
-        """The row with the best ``key``: lowest for keys ending in ``loss``, highest otherwise; NaNs skipped."""
-        values = self.column(key).astype(float)
-        i = np.nanargmin(values) if key.endswith("loss") else np.nanargmax(values)
-        return dict(self.rows[int(i)])
-
-    def to_json(self, path: str | os.PathLike) -> Path:
-        """Write the rows as JSON (NaN as ``null``) atomically: a temp file, then ``os.replace``. Returns the path."""
-        path = _check_path(path)
-        if path.is_dir() or not path.parent.is_dir():
-            raise FileNotFoundError(f"path must be a file in an existing folder, got {str(path)!r}")
-        rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in self.rows]
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"rows": rows}, fh, indent=1)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
-
-    @classmethod
-    def from_json(cls, path: str | os.PathLike) -> History:
-        """Read a history written by :meth:`to_json`."""
-        path = _check_path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"path must be an existing history JSON file, got {str(path)!r}")
-        try:
-            rows = json.loads(path.read_text())["rows"]
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise TypeError(f"rows is a {type(rows).__name__}")
-        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
-            raise ValueError(f"path {path} must hold a history written by History.to_json ({e!r:.200})") from e
-        return cls([{k: math.nan if v is None else v for k, v in r.items()} for r in rows])
+    words = np.random.SeedSequence([seed, epoch]).generate_state(2 + rank)
+    return int(words[0]), int(words[1 + rank])
 
 
-@dataclass
-class TrainState:
-    """What callbacks see and may change. ``step``: optimizer steps so far (1 after the first batch);
-    ``loss``: last batch's mean loss; ``lr``, ``momentum``: the learning rate and momentum
-    (SGD's ``momentum`` or Adam's ``beta1``; NaN without either) that batch used; ``row``: the epoch's history row
-    (in ``on_epoch_end``; a callback may add keys); ``inputs``: the current batch as the model sees it (after the
-    transforms and ``batch_transform``; NCHW float, on the device); set ``stop_training = True`` to end training
-    after the current epoch."""
+def epoch_loader(dataset: Dataset, transform: Transform, *, batch_size: int, order_seed: int,
+                 num_workers: int = 0, pin_memory: bool = False, sampler: Any = None) -> DataLoader:
+    """The DataLoader of one epoch: ``dataset`` through ``transform``, shuffled by ``order_seed``.
 
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: Schedule
-    history: History
-    num_epochs: int
-    epoch: int = 0
-    stage: str = ""
-    resolution: int = 0
-    step: int = 0
-    loss: float = math.nan
-    lr: float = math.nan
-    momentum: float = math.nan
-    batch_size: int = 0
-    row: dict[str, Any] = field(default_factory=dict)
-    stop_training: bool = False
-    inputs: torch.Tensor | None = None
+    Args:
+        dataset: a map-style dataset of ``(uint8 HWC image, label, ...)`` items.
+        transform: the epoch's training transform (see :class:`TransformedDataset`).
+        batch_size: images per batch.
+        order_seed: seeds the loader's generator: the shuffle (without ``sampler``) and the workers' base seed.
+        num_workers: DataLoader worker processes; each seeds its copy of the transform (``seed_worker``).
+        pin_memory: pin batches in page-locked memory (for CUDA).
+        sampler: a sampler that fixes the order instead (e.g. ``DistributedSampler`` after ``set_epoch``).
+
+    Returns:
+        A new ``DataLoader``.
+    """
+    return DataLoader(TransformedDataset(dataset, transform), batch_size=batch_size, shuffle=sampler is None,
+                      sampler=sampler, generator=torch.Generator().manual_seed(order_seed), num_workers=num_workers,
+                      worker_init_fn=seed_worker if num_workers > 0 else None, pin_memory=pin_memory)
 
 
-class Callback:
-    """Base class of :func:`fit` callbacks: override the hooks you need; each gets the :class:`TrainState`."""
+def lr_scheduler(optimizer: torch.optim.Optimizer, kind: str, steps_per_epoch: int,
+                 num_epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-batch learning-rate schedule, stepped after every optimizer step.
 
-    def on_fit_start(self, state: TrainState) -> None: ...
-    def on_epoch_start(self, state: TrainState) -> None: ...
-    def on_after_backward(self, state: TrainState) -> None: ...  # true gradients, before the step: measure or clip
-    def on_batch_end(self, state: TrainState) -> None: ...  # after optimizer.step(); gradients are still there
-    def on_epoch_end(self, state: TrainState) -> None: ...
-    def on_fit_end(self, state: TrainState) -> None: ...
+    Args:
+        optimizer: its parameter groups' ``lr`` are the peaks.
+        kind: ``"onecycle"`` (warm up, then anneal; also cycles momentum), ``"cosine"`` (from the peak to 0),
+            ``"step"`` (the peak, then x0.1 after half and again after three quarters of the epochs) or
+            ``"constant"``.
+        steps_per_epoch: optimizer steps (batches) per epoch.
+        num_epochs: epochs of the whole run.
 
+    Returns:
+        The scheduler, or None for ``"constant"``.
 
-@dataclass(frozen=True)
-class EvalResult:
-    """Outcome of :func:`evaluate`: ``loss`` (mean cross-entropy), ``accuracy`` (0-1), ``per_class_accuracy``
-    ((C,) recall per true class, NaN for classes absent), ``confusion`` ((C, C) counts, rows true, columns
-    predicted), ``predictions`` and ``labels`` ((N,) int64), ``logits`` ((N, K) float32)."""
-
-    loss: float
-    accuracy: float
-    per_class_accuracy: np.ndarray
-    confusion: np.ndarray
-    predictions: np.ndarray
-    labels: np.ndarray
-    logits: np.ndarray
+    Raises:
+        ValueError: ``kind`` is not one of ``LR_SCHEDULES``.
+    """
+    total = steps_per_epoch * num_epochs
+    if kind == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, [g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total)
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    if kind == "step":
+        milestones = sorted({steps_per_epoch * max(1, round(num_epochs * f)) for f in (0.5, 0.75)})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
+    if kind == "constant":
+        return None
+    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {kind!r}")
 
 
 def _check_dataset(name: str, dataset: object) -> Dataset:
@@ -242,11 +170,11 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: Transform, *, batch_
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     else:
-        device = _check_device("device", device)
+        device = check_device("device", device)
         model.to(device)
     # its own generator: creating a loader iterator draws a seed, which must not shift the global RNG that
     # training uses (otherwise evaluating more or less often would change the training run)
-    loader = DataLoader(_Transformed(dataset, transform), batch_size=batch_size, num_workers=num_workers,
+    loader = DataLoader(TransformedDataset(dataset, transform), batch_size=batch_size, num_workers=num_workers,
                         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
     was_training = model.training
     model.eval()
@@ -300,10 +228,10 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     train_set = _check_dataset("train_set", train_set)
-    missing = [m for m in _SCHEDULE_MEMBERS if not hasattr(schedule, m)]
-    if missing:
-        raise TypeError(f"schedule must have {', '.join(_SCHEDULE_MEMBERS)}; {type(schedule).__name__} lacks "
-                        f"{', '.join(missing)}")
+    if not isinstance(schedule, Schedule):
+        missing = [m for m in _SCHEDULE_MEMBERS if not hasattr(schedule, m)]
+        raise TypeError(f"schedule must be a hrlib.train.Schedule (with {', '.join(_SCHEDULE_MEMBERS)}); "
+                        f"{type(schedule).__name__} lacks {', '.join(missing)}")
     num_epochs = check_int("schedule.num_epochs", schedule.num_epochs)
     if val_transform is not None and not callable(val_transform):
         raise TypeError(f"val_transform must be a callable transform or None, got {type(val_transform).__name__}")
@@ -330,28 +258,19 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
         raise TypeError(f"batch_transform must be a callable (x, y) -> (x, y) or None, "
                         f"got {type(batch_transform).__name__}")
 
-    device = _check_device("device", device)
+    device = check_device("device", device)
     seed_everything(seed)
     model.to(device)
     opt = optimizer or torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    total_steps = math.ceil(len(train_set) / batch_size) * num_epochs  # type: ignore[arg-type]
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-    if lr_schedule == "onecycle":
-        peaks = [g["lr"] for g in opt.param_groups]
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, peaks, total_steps=total_steps)
-    elif lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps)
-    elif lr_schedule == "step":
-        per_epoch = math.ceil(len(train_set) / batch_size)  # type: ignore[arg-type]
-        milestones = sorted({per_epoch * max(1, round(num_epochs * f)) for f in (0.5, 0.75)})
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=0.1)
+    steps_per_epoch = math.ceil(len(train_set) / batch_size)  # type: ignore[arg-type]
+    scheduler = lr_scheduler(opt, lr_schedule, steps_per_epoch, num_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     resolutions = {schedule.resolution_at(e) for e in range(num_epochs)}
     fwd_macs = {r: count_cost(model, r).macs if count_macs else 0 for r in resolutions}
 
     state = TrainState(model, opt, schedule, History(), num_epochs)
-    loader, loader_transform, generator = None, None, torch.Generator()
-    bar = tqdm(total=total_steps, desc="fit", unit="batch", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=steps_per_epoch * num_epochs, desc="fit", unit="batch", disable=not progress,
+               dynamic_ncols=True)
     try:
         for cb in callbacks:
             cb.on_fit_start(state)
@@ -359,21 +278,15 @@ def fit(model: nn.Module, train_set: Dataset, schedule: Schedule, *, val_set: Da
             state.epoch, state.stage = epoch, schedule.stage_at(epoch).name
             state.resolution = schedule.resolution_at(epoch)
             transform = schedule.train_transform(epoch)
-            if transform is not loader_transform:  # one loader per transform: workers persist within a stage
-                loader = DataLoader(_Transformed(train_set, transform), batch_size=batch_size, shuffle=True,
-                                    generator=generator, num_workers=num_workers,
-                                    worker_init_fn=_seed_worker if num_workers > 0 else None,
-                                    persistent_workers=num_workers > 0, pin_memory=device.type == "cuda")
-                loader_transform = transform
-            order_seed, aug_seed = np.random.SeedSequence([seed, epoch]).generate_state(2)
-            generator.manual_seed(int(order_seed))
-            _seed_transform(transform, int(aug_seed))  # random augmentation repeats under the same seed
+            order_seed, aug_seed = epoch_seeds(seed, epoch)
+            seed_transform(transform, aug_seed)  # random augmentation repeats under the same seed
+            loader = epoch_loader(train_set, transform, batch_size=batch_size, order_seed=order_seed,
+                                  num_workers=num_workers, pin_memory=device.type == "cuda")
             for cb in callbacks:
                 cb.on_epoch_start(state)
             start = time.perf_counter()
-            loss, acc, samples = _train_epoch(state, loader, bar, device=device, scheduler=scheduler,  # type: ignore
-                                              scaler=scaler, amp=amp, callbacks=callbacks,
-                                              batch_transform=batch_transform)
+            loss, acc, samples = train_epoch(state, loader, device=device, scheduler=scheduler, scaler=scaler,
+                                             amp=amp, callbacks=callbacks, batch_transform=batch_transform, bar=bar)
             seconds = time.perf_counter() - start
             val = None
             if val_set is not None and ((epoch + 1) % epochs_per_eval == 0 or epoch == num_epochs - 1):
@@ -404,17 +317,37 @@ def _momentum(group: dict[str, Any]) -> float:
     return float(group.get("momentum", math.nan))
 
 
-def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: torch.device,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler | None, scaler: torch.amp.GradScaler, amp: bool,
-                 callbacks: Sequence[Callback],
-                 batch_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None
-                 = None) -> tuple[float, float, int]:
-    """One pass over ``loader``, one optimizer step per batch; returns mean loss, accuracy (0-1) and samples."""
+def train_epoch(state: TrainState, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, device: torch.device,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                scaler: torch.amp.GradScaler | None = None, amp: bool = False, callbacks: Sequence[Callback] = (),
+                batch_transform: BatchTransform | None = None, bar: tqdm | None = None) -> tuple[float, float, int]:
+    """One pass over ``batches`` with cross-entropy, one optimizer step per batch: the one epoch loop of hrlib.
+
+    :func:`fit`, ``hrlib train`` and lesson 04's harness all train through it. Per batch: move to ``device``,
+    ``batch_transform``, forward under autocast (``amp``), backward, unscale (so callbacks see true gradients),
+    ``on_after_backward``, optimizer step, ``on_batch_end``, scheduler step.
+
+    Args:
+        state: the run's :class:`TrainState` (``model``, ``optimizer``; its ``step``, ``loss``, ``lr``,
+            ``momentum``, ``batch_size`` and ``inputs`` are updated per batch).
+        batches: ``(x, y)`` pairs: NCHW float images and int64 labels (N,) or soft labels (N, C).
+        device: where to train.
+        scheduler: stepped after every batch (None: constant LR).
+        scaler: a GradScaler for float16 on CUDA (None: none).
+        amp: mixed precision (bfloat16 autocast on the CPU, float16 on CUDA).
+        callbacks: :class:`Callback` instances, called in order.
+        batch_transform: ``x, y = batch_transform(x, y)`` on the device before the forward pass.
+        bar: a progress bar advanced per batch.
+
+    Returns:
+        ``(mean loss, accuracy 0-1, samples)`` over the pass; accuracy counts the argmax of a soft label.
+    """
     model, opt = state.model, state.optimizer
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)
     model.train()
     loss_sum, correct, samples = 0.0, 0, 0
-    for x, y in loader:
+    for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if batch_transform is not None:
             x, y = batch_transform(x, y)
@@ -437,18 +370,8 @@ def _train_epoch(state: TrainState, loader: DataLoader, bar: tqdm, *, device: to
             cb.on_batch_end(state)
         if scheduler is not None:
             scheduler.step()
-        bar.update()
-        bar.set_postfix({"epoch": state.epoch, "res": state.resolution, "loss": f"{loss_sum / samples:.3f}",
-                         "acc": f"{correct / samples:.3f}"}, refresh=False)
+        if bar is not None:
+            bar.update()
+            bar.set_postfix({"epoch": state.epoch, "res": state.resolution, "loss": f"{loss_sum / samples:.3f}",
+                             "acc": f"{correct / samples:.3f}"}, refresh=False)
     return loss_sum / samples, correct / samples, samples
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hrlib.train --config FILE [--resume] [--out DIR]``: the training CLI of :mod:`hrlib.runner`."""
-    from hrlib.runner import main as runner_main
-
-    return runner_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

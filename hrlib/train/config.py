@@ -1,4 +1,4 @@
-"""The configuration of ``hrlib train`` (:mod:`hrlib.runner`): reading a TOML or YAML file and validating it.
+"""The configuration of ``hrlib train`` (:mod:`hrlib.train.runner`): reading a TOML or YAML file and validating it.
 
 :func:`load_config` reads a file, :func:`validate_config` checks every section against its schema and fills the
 defaults (idempotent); unknown keys and bad values raise :class:`ConfigError`, whose message starts with the key
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hrlib.train import (
+from hrlib.train.engine import (
     LR_SCHEDULES,
 )
 
@@ -78,7 +78,7 @@ def _mapping(path: str, v: object) -> dict[str, Any]:
 
 
 def _sites(path: str, v: object) -> list[str]:
-    from hrlib.data import SITES
+    from hrlib.data.slides import SITES
 
     if isinstance(v, str) or not isinstance(v, Sequence) or not v or any(s not in SITES for s in v):
         raise ConfigError(f"{path} must be a non-empty list of site names from {sorted(SITES)}, got {v!r}")
@@ -153,7 +153,7 @@ def _check_data(data: object) -> dict[str, Any]:
     source = _mapping("data", data).get("source", "generator")
     d = _table("data", data, _STORE if _choice(SOURCES)("data.source", source) == "store" else _GENERATOR)
     if d["source"] == "store":
-        from hrlib.store import open_store
+        from hrlib.pipeline.store import open_store
 
         try:
             with open_store(d["path"]) as store:
@@ -196,7 +196,7 @@ def _check_model(model: object, num_classes: int) -> dict[str, Any]:
 
 
 def _build_callbacks(diagnostics: Mapping[str, Any]) -> list[Any]:
-    import hrlib.diagnostics as diag
+    import hrlib.diagnostics.monitors as diag
 
     return [getattr(diag, CALLBACKS[k])(**kw) for k, kw in diagnostics.items() if kw is not None]
 
@@ -204,7 +204,7 @@ def _build_callbacks(diagnostics: Mapping[str, Any]) -> list[Any]:
 def _check_diagnostics(raw: object) -> dict[str, Any]:
     import inspect
 
-    import hrlib.diagnostics as diag
+    import hrlib.diagnostics.monitors as diag
 
     spec = {k: (lambda path, v: v, None) for k in CALLBACKS}
     out: dict[str, Any] = {}

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrlib._checks import atomic_write, check_int
+from hrlib._checks import check_int
 from hrlib._checks import check_path as _check_path
+from hrlib._io import atomic_write
 
 __all__ = ["checkpoint_path", "latest_checkpoint", "load_checkpoint", "restore_rng_state", "rng_state",
            "save_checkpoint"]

@@ -23,9 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hrlib._checks import check_float, check_int
 
-__all__ = ["eval_mode", "ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
-           "SavedBytes", "add_dropblock", "build_model", "conv2d_macs", "conv2d_params", "count_cost",
-           "measure_receptive_field", "receptive_field"]
+__all__ = ["MODELS", "ConvNeXtBlock", "Cost", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "SavedBytes",
+           "TinyConvNeXt", "add_dropblock", "bare_copy", "build_model", "conv2d_macs", "conv2d_params", "count_cost",
+           "eval_mode", "measure_receptive_field", "receptive_field"]
 
 
 @contextmanager
@@ -66,8 +66,15 @@ def _pair(name: str, value: object) -> tuple[int, int]:
     return (side := check_int(name, value)), side
 
 
-def _bare_copy(module: nn.Module) -> nn.Module:
-    """Deep copy of ``module`` on the CPU without its hooks (e.g. Grad-CAM's, which must not fire)."""
+def bare_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` on the CPU without its hooks (e.g. Grad-CAM's, which must not fire in the copy).
+
+    Args:
+        module: the module to copy; it is not changed.
+
+    Returns:
+        The copy.
+    """
     clone = copy.deepcopy(module).cpu()
     for m in clone.modules():
         for hooks in (m._forward_pre_hooks, m._forward_hooks, m._backward_pre_hooks, m._backward_hooks):
@@ -194,7 +201,7 @@ class TinyConvNeXt(_Classifier):
                                   nn.Linear(dims[-1], num_classes))
 
 
-_MODELS: dict[str, type[_Classifier]] = {"dsconvnet": DSConvNet, "tinyconvnext": TinyConvNeXt}
+MODELS: dict[str, type[_Classifier]] = {"dsconvnet": DSConvNet, "tinyconvnext": TinyConvNeXt}
 
 
 def build_model(name: str, num_classes: int = 3, in_channels: int = 3, **kwargs: Any) -> nn.Module:
@@ -203,9 +210,9 @@ def build_model(name: str, num_classes: int = 3, in_channels: int = 3, **kwargs:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}")
     key = name.strip().lower()
-    if key not in _MODELS:
-        raise ValueError(f"name must be one of {sorted(_MODELS)}, got {name!r}")
-    return _MODELS[key](num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if key not in MODELS:
+        raise ValueError(f"name must be one of {sorted(MODELS)}, got {name!r}")
+    return MODELS[key](num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 def add_dropblock(model: _Classifier, p: float = 0.1, block_size: int = 5,
@@ -328,7 +335,7 @@ def count_cost(model: nn.Module, image_size: int | tuple[int, int], *, batch_siz
         in_channels = conv.in_channels
     in_channels = check_int("in_channels", in_channels)
     params = sum(p.numel() for p in model.parameters())
-    clone = _bare_copy(model).eval()
+    clone = bare_copy(model).eval()
     dtype = next((p.dtype for p in clone.parameters() if p.is_floating_point()), torch.float32)
     x = torch.randn(batch_size, in_channels, h, w, dtype=dtype, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -406,7 +413,7 @@ def measure_receptive_field(module: nn.Module,
     conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
     if conv is None:
         raise ValueError("module must contain an nn.Conv2d (its in_channels sets the probe's channels)")
-    probe = _bare_copy(module).double().eval()
+    probe = bare_copy(module).double().eval()
     for parent in list(probe.modules()):
         for name, child in parent.named_children():
             if isinstance(child, nn.LayerNorm | nn.GroupNorm | nn.InstanceNorm2d):

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from hrlib._checks import check_device, check_int
-from hrlib.models import SavedBytes, _bare_copy
+from hrlib.models import SavedBytes, bare_copy
 
 __all__ = ["MODES", "Checkpointed", "StepProfile", "compare_modes", "largest_batch", "profile_step"]
 
@@ -128,7 +128,7 @@ def _largest_stage_bytes(model: nn.Module, x: torch.Tensor, amp: bool, dtype: to
 def _profile(model: nn.Module, batch_size: int, image_size: int, mode: str, num_classes: int,
              repeats: int, device: torch.device) -> StepProfile:
     """Measure on a hook-free deep copy; ``repeats`` may be 0 here (then ``seconds`` is NaN)."""
-    clone = _bare_copy(model).to(device).train()
+    clone = bare_copy(model).to(device).train()
     net = Checkpointed(clone) if "checkpoint" in mode else clone
     amp, cuda = "amp" in mode, device.type == "cuda"
     dtype = torch.float16 if cuda else torch.bfloat16

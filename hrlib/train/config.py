@@ -178,10 +178,10 @@ def _check_data(data: object) -> dict[str, Any]:
 def _check_model(model: object, num_classes: int) -> dict[str, Any]:
     import inspect
 
-    from hrlib.models import _MODELS, build_model
+    from hrlib.models import MODELS, build_model
 
-    m = _table("model", model, {"name": (_choice(sorted(_MODELS)), "dsconvnet"), "kwargs": (_mapping, {})})
-    params = inspect.signature(_MODELS[m["name"]]).parameters
+    m = _table("model", model, {"name": (_choice(sorted(MODELS)), "dsconvnet"), "kwargs": (_mapping, {})})
+    params = inspect.signature(MODELS[m["name"]]).parameters
     for key, value in m["kwargs"].items():
         if key in ("num_classes", "in_channels"):
             raise ConfigError(f"model.kwargs.{key} is set by hrlib train from the data, got {value!r}")

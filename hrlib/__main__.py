@@ -44,6 +44,14 @@ def _convert(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``hrlib info | bench | convert | train | verify``: the command index.
+
+    Args:
+        argv: the command-line arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
     parser = argparse.ArgumentParser(prog="hrlib", description="hrlib command-line tools")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print the profile, device and versions")

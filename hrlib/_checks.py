@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +192,136 @@ def check_batch(name: str, value: object, *, channels: int | None = None, min_pi
     if finite and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} must hold finite values, got NaN or inf")
     return value
+
+
+def check_axes(name: str, value: object, *, allow_none: bool = False) -> object:
+    """Return ``value`` if it is a matplotlib ``Axes`` (or None when ``allow_none``); raise ``TypeError`` naming
+    ``name`` otherwise.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the candidate axes to draw on.
+        allow_none: whether None (the caller makes its own figure) is allowed.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        TypeError: ``value`` is not an ``Axes`` (nor an allowed None).
+    """
+    from matplotlib.axes import Axes  # here, so that importing hrlib._checks does not load matplotlib
+
+    if not (isinstance(value, Axes) or (value is None and allow_none)):
+        raise TypeError(f"{name} must be a matplotlib Axes{' or None' if allow_none else ''}, "
+                        f"got {type(value).__name__}")
+    return value
+
+
+def check_floats(name: str, value: object, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+                 length: int | None = None) -> tuple[float, ...]:
+    """Return ``value`` as a tuple of finite floats within the bounds (e.g. a per-channel mean or std).
+
+    Args:
+        name: the argument's name, for the message (an element is named ``name[i]``).
+        value: the candidate, a non-empty sequence of numbers (a str is not one).
+        low, high: bounds of every element; ``low_open`` excludes ``low`` itself (std > 0).
+        length: the required number of elements (None: any >= 1).
+
+    Returns:
+        The elements as floats.
+
+    Raises:
+        TypeError: ``value`` is not a non-empty sequence, or an element is not a number.
+        ValueError: wrong length, or an element out of bounds, NaN or infinite.
+    """
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) or len(value) == 0:
+        raise TypeError(f"{name} must be a non-empty sequence of floats, got {type(value).__name__} {value!r:.60}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must have {length} values, got {len(value)}: {value!r:.60}")
+    out = []
+    for i, v in enumerate(value):
+        try:
+            out.append(check_float(f"{name}[{i}]", v, low, high, low_open=low_open))
+        except (TypeError, ValueError) as e:  # the message starts with the argument's own name
+            raise type(e)(f"{name} has a bad element: {e}") from None
+    return tuple(out)
+
+
+def check_generator(name: str, value: object) -> torch.Generator | None:
+    """Return ``value`` if it is a CPU ``torch.Generator`` or None (torch's global RNG); raise naming ``name``.
+
+    Draws of a few numbers per batch happen on the CPU and are moved to the data's device, so a run gives the same
+    draws on every device.
+
+    Raises:
+        TypeError: ``value`` is neither a ``torch.Generator`` nor None.
+        ValueError: the generator is not on the CPU.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__} {value!r:.60}")
+    if value.device.type != "cpu":
+        raise ValueError(f"{name} must be a CPU torch.Generator (its draws are moved to the data's device), "
+                         f"got one on {value.device}")
+    return value
+
+
+def check_callable(name: str, value: object, *, allow_none: bool = False, hint: str = "") -> object:
+    """Return ``value`` if it is callable (or None when ``allow_none``); raise ``TypeError`` naming ``name``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the candidate.
+        allow_none: whether None is accepted.
+        hint: how it is called, for the message (e.g. ``"progress(iterable)"``).
+    """
+    if not (callable(value) or (value is None and allow_none)):
+        raise TypeError(f"{name} must be callable{f' as {hint}' if hint else ''}{' or None' if allow_none else ''}, "
+                        f"got {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def check_dataset(name: str, value: object) -> object:
+    """Return ``value`` if it is a non-empty map-style dataset (``__getitem__`` and ``__len__``); raise naming ``name``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the candidate, e.g. a ``torch.utils.data.Dataset`` or a list of ``(image, label, ...)`` items.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        TypeError: a str, bytes, mapping, array or tensor (a container, not a dataset of items).
+        ValueError: no ``__getitem__``/``__len__``, or empty.
+    """
+    if isinstance(value, str | bytes | Mapping | np.ndarray | torch.Tensor):
+        raise TypeError(f"{name} must be a map-style Dataset of (image, label, ...) items, got {type(value).__name__}")
+    if not hasattr(value, "__getitem__") or not hasattr(value, "__len__") or len(value) < 1:  # type: ignore[arg-type]
+        size = len(value) if hasattr(value, "__len__") else "?"  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a non-empty map-style Dataset of (image, label, ...), got "
+                         f"{type(value).__name__} of length {size}")
+    return value
+
+
+def check_index(name: str, value: object, length: int) -> int:
+    """Return ``value`` as an int index into a sequence of ``length`` items; raise naming ``name`` otherwise.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the candidate index (negative indices are refused).
+        length: the number of items.
+
+    Returns:
+        ``value`` as an int in ``[0, length)``.
+
+    Raises:
+        TypeError: ``value`` is not an int.
+        IndexError: ``value`` is outside ``[0, length)``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int index, got {type(value).__name__} {value!r:.60}")
+    if not 0 <= value < length:
+        raise IndexError(f"{name} must be in [0, {length}), got {value}")
+    return int(value)

@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], mode: str = "w") -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], mode: str = "w", *,
+                 keep_permissions: bool = False) -> Path:
     """Write a file all at once or not at all.
 
     Args:
         path: the file to create or replace; its folder must exist.
         write: called with an open temporary file next to ``path``; it writes the content.
         mode: ``"w"`` (text) or ``"wb"`` (bytes).
+        keep_permissions: give the file the permission bits of the file it replaces (``0o644`` for a new one)
+            instead of the temporary file's private ``0o600``.
 
     Returns:
         ``path`` as a ``Path``.
@@ -32,6 +35,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], mode
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if keep_permissions:
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

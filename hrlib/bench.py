@@ -1,5 +1,6 @@
-"""Benchmarks, run side by side in one process: ``python -m hrlib.bench generator [--json FILE]`` and
-``python -m hrlib.bench pipeline [--json FILE] [--size N] [--region N]`` (lesson 05's input pipeline).
+"""Benchmarks, run side by side in one process: ``python -m hrlib.bench generator [--json FILE]`` (the procedural
+slides of lesson 01) and ``python -m hrlib.bench pipeline [--json FILE] [--size N] [--region N]`` (lesson 05's input
+pipeline).
 
 They print ratios and rates measured in the same run; absolute times depend on the machine.
 """
@@ -11,7 +12,9 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +23,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_float, check_int, check_path
 from hrlib._io import atomic_write
+from hrlib.config import get_device, get_profile
 from hrlib.data.slides import make_slide
 
 __all__ = ["bench_generator", "bench_pipeline", "format_pipeline", "main", "time_it"]
 
 
 def time_it(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time in seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls.
+    """Median wall time of ``fn()``: compare alternatives side by side in one run (the ratio is the result, not the
+    absolute time). CUDA work is synchronised before each clock reading.
 
-    Use it to compare alternatives side by side in one run; the ratio is the result, not the absolute time.
-    CUDA work is synchronised before each clock reading.
+    Args:
+        fn: the callable to time, taking no arguments.
+        repeats: timed calls (>= 1).
+        warmup: untimed calls first (>= 0).
+
+    Returns:
+        The median over the timed calls, in seconds.
     """
     if not callable(fn):
         raise TypeError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
@@ -53,8 +63,14 @@ def bench_generator(sizes: tuple[int, ...] = (256, 1024), min_seconds: float = 2
     """Images per second of ``make_slide`` at each size (single process, the calling thread).
 
     Each size renders slides with successive seeds until ``min_seconds`` have passed or ``max_images`` were made.
-    ``sizes``: image sides in pixels (a non-empty sequence of ints >= 8); ``min_seconds`` (>= 0); ``max_images``
-    (>= 1).
+
+    Args:
+        sizes: image sides in pixels (a non-empty sequence of ints >= 8).
+        min_seconds: the least time spent per size (>= 0).
+        max_images: the most images per size (>= 1).
+
+    Returns:
+        One row per size: ``{"size", "images", "seconds", "images_per_s", "megapixels_per_s"}``.
     """
     if isinstance(sizes, str) or not isinstance(sizes, Sequence) or len(sizes) == 0:
         raise TypeError(f"sizes must be a non-empty sequence of ints >= 8 (pixels), got {sizes!r}")
@@ -74,26 +90,15 @@ def bench_generator(sizes: tuple[int, ...] = (256, 1024), min_seconds: float = 2
 
 
 # ---------------------------------------------------------------------------------------------- pipeline (C7, C29-31)
-
 def _median_ms(fn: Callable[[int], object], n: int) -> float:
     """Median milliseconds of ``fn(k)`` for k = 0..n-1 (each call timed on its own)."""
-    times = []
-    for k in range(n):
-        start = time.perf_counter()
-        fn(k)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1000
+    ks = iter(range(n))
+    return time_it(lambda: fn(next(ks)), repeats=n, warmup=0) * 1000
 
 
-def _epochs_s(loader: Iterable[object], epochs: int) -> list[float]:
+def _epochs_s(loader: Iterable[object], num_epochs: int) -> list[float]:
     """Seconds per epoch of iterating ``loader``."""
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        for _batch in loader:
-            pass
-        times.append(time.perf_counter() - start)
-    return times
+    return [time_it(lambda: deque(loader, maxlen=0), repeats=1, warmup=0) for _ in range(num_epochs)]
 
 
 @dataclass
@@ -116,8 +121,9 @@ class _Sources:
 
 
 def _make_sources(root: Path, size: int, region: int, n_images: int, seed: int) -> _Sources:
-    from hrlib.pipeline.loaders import decode_image
-    from hrlib.pipeline.store import open_store, write_example_images, write_store
+    from hrlib.pipeline.converter import write_example_images
+    from hrlib.pipeline.decode import decode_image
+    from hrlib.pipeline.store import open_store, write_store
 
     files = write_example_images(root / "jpg", n_images, size, seed=seed)
     images = {f.stem: decode_image(f) for f in files}
@@ -134,7 +140,7 @@ def _make_sources(root: Path, size: int, region: int, n_images: int, seed: int) 
 
 
 def _bench_reads(src: _Sources) -> None:
-    from hrlib.pipeline.loaders import decode_image
+    from hrlib.pipeline.decode import decode_image
     from hrlib.pipeline.store import downsample
 
     r, files, spots = src.region, src.files, src.spots
@@ -154,9 +160,9 @@ def _bench_reads(src: _Sources) -> None:
 
 
 def _region_data(src: _Sources, n: int, seed: int, uint8: bool = False, **kwargs: Any) -> Any:
-    """Regions with per-sample albumentations, as float CHW tensors (or uint8 ones: 4x fewer bytes between
-    processes; the consumer converts)."""
-    from hrlib.pipeline.loaders import RegionDataset, sample_augment, to_tensor
+    """Regions with per-sample albumentations, as float CHW tensors (or uint8: 4x fewer bytes between processes)."""
+    from hrlib.pipeline.loaders import RegionDataset, sample_augment
+    from hrlib.pipeline.shards import to_tensor
 
     aug = sample_augment(seed=seed)
 
@@ -167,26 +173,26 @@ def _region_data(src: _Sources, n: int, seed: int, uint8: bool = False, **kwargs
     return RegionDataset(src.stores["zarr"], src.region, n, seed=seed, transform=transform, **kwargs)
 
 
-def _bench_loader(src: _Sources, seed: int, n: int = 96, batch: int = 8, epochs: int = 3) -> float:
+def _bench_loader(src: _Sources, seed: int, n: int = 96, batch: int = 8, num_epochs: int = 3) -> float:
     """Workers 0 / 2 / 2 persistent; returns the seconds one batch takes to load with 0 workers."""
     from hrlib.pipeline.loaders import make_loader
 
     total = {}
-    for label, workers, persistent, uint8 in (("0", 0, False, False), ("2", 2, False, False),
-                                              ("2p", 2, True, False), ("2p8", 2, True, True)):
-        loader = make_loader(_region_data(src, n, seed, uint8), batch, workers=workers, persistent=persistent,
-                             seed=seed)
-        total[label] = sum(_epochs_s(loader, epochs))
-    src.row(f"loader, {epochs} epochs", "0 workers", total["0"], "2 workers", total["2"], "s")
-    src.row(f"loader, {epochs} epochs", "2 workers", total["2"], "2 persistent workers", total["2p"], "s")
-    src.row(f"loader, {epochs} epochs", "2 persistent (float out)", total["2p"], "2 persistent (uint8 out)",
-            total["2p8"], "s")
-    return total["0"] / (epochs * -(-n // batch))
+    for label, num_workers, persistent, uint8 in (("0", 0, False, False), ("2", 2, False, False),
+                                                  ("2p", 2, True, False), ("2p8", 2, True, True)):
+        loader = make_loader(_region_data(src, n, seed, uint8), batch, num_workers=num_workers,
+                             persistent=persistent, seed=seed)
+        total[label] = sum(_epochs_s(loader, num_epochs))
+    name = f"loader, {num_epochs} epochs"
+    src.row(name, "0 workers", total["0"], "2 workers", total["2"], "s")
+    src.row(name, "2 workers", total["2"], "2 persistent workers", total["2p"], "s")
+    src.row(name, "2 persistent (float out)", total["2p"], "2 persistent (uint8 out)", total["2p8"], "s")
+    return total["0"] / (num_epochs * -(-n // batch))
 
 
 def _bench_augment(src: _Sources, seed: int, n: int = 16) -> None:
-    from hrlib.config import get_device
-    from hrlib.pipeline.loaders import batched_augment, sample_augment, to_tensor
+    from hrlib.pipeline.loaders import batched_augment, sample_augment
+    from hrlib.pipeline.shards import to_tensor
 
     crops = np.stack([src.stores["lmdb"].read_region(*src.spots[k % len(src.spots)], src.region, src.region)
                       for k in range(n)])
@@ -196,26 +202,25 @@ def _bench_augment(src: _Sources, seed: int, n: int = 16) -> None:
     u8 = torch.from_numpy(crops).permute(0, 3, 1, 2)
     devices = [torch.device("cpu")] + ([get_device()] if get_device().type != "cpu" else [])
     for device in devices:
-        def batched(k: int, device: torch.device = device) -> None:
+        def batched(k: int, device: torch.device = device) -> None:  # time_it waits for CUDA before each reading
             batched_augment(u8.to(device), seed=k, crop=crop)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
 
         batched(0)  # warm-up: first kernel launches and allocations
         src.row(f"augment {n} regions", "albumentations per sample", per_sample, f"batched tensor ({device.type})",
                 _median_ms(batched, 5), "ms")
 
 
-def _bench_wait(src: _Sources, seed: int, compute_s: float, n: int = 96, batch: int = 8, epochs: int = 2) -> None:
+def _bench_wait(src: _Sources, seed: int, compute_s: float, n: int = 96, batch: int = 8,
+                num_epochs: int = 2) -> None:
     """Data-wait fraction with a fake accelerator step (a sleep of ``compute_s``) before and after tuning."""
     from hrlib.pipeline.loaders import StepTimer, make_loader
 
     data = _region_data(src, n, seed)
     fraction = {}
-    for label, workers in (("before", 0), ("after", 2)):
-        timer = StepTimer(make_loader(data, batch, workers=workers, persistent=True, prefetch=4, seed=seed),
+    for label, num_workers in (("before", 0), ("after", 2)):
+        timer = StepTimer(make_loader(data, batch, num_workers=num_workers, persistent=True, prefetch=4, seed=seed),
                           sync=False)
-        for _ in range(epochs):
+        for _ in range(num_epochs):
             for _batch in timer:
                 time.sleep(compute_s)
                 timer.step_done()
@@ -225,7 +230,7 @@ def _bench_wait(src: _Sources, seed: int, compute_s: float, n: int = 96, batch: 
 
 
 def _bench_shards(src: _Sources, n: int = 256) -> None:
-    from hrlib.pipeline.loaders import ShardDataset, SmallFileDataset, write_shards, write_small_files
+    from hrlib.pipeline.shards import ShardDataset, SmallFileDataset, write_shards, write_small_files
 
     side = min(128, src.region)
     image_id = src.files[0].stem
@@ -238,20 +243,20 @@ def _bench_shards(src: _Sources, n: int = 256) -> None:
     src.row(f"read {n} samples of {side} px", "small npy files", ms["npy"], "shards (npy, memmap)", ms["shards"], "ms")
 
 
-def _bench_cache(src: _Sources, seed: int, n: int = 48, batch: int = 8, epochs: int = 3) -> None:
+def _bench_cache(src: _Sources, seed: int, n: int = 48, batch: int = 8, num_epochs: int = 3) -> None:
     from hrlib.pipeline.loaders import RegionDataset, make_loader
 
     seconds = {}
     for label, cache in (("off", None), ("on", n)):
         data = RegionDataset(src.stores["zarr"], src.region, n, seed=seed, cache=cache)
-        seconds[label] = sum(_epochs_s(make_loader(data, batch, workers=0, seed=seed), epochs)[1:])
-    src.row(f"epochs 2-{epochs} of region reads", "cache off", seconds["off"], "cache on (0 workers)", seconds["on"],
-            "s")
+        seconds[label] = sum(_epochs_s(make_loader(data, batch, num_workers=0, seed=seed), num_epochs)[1:])
+    src.row(f"epochs 2-{num_epochs} of region reads", "cache off", seconds["off"], "cache on (0 workers)",
+            seconds["on"], "s")
 
 
 def bench_pipeline(size: int = 4096, region: int = 512, *, n_images: int = 2, seed: int = 0, threads: int = 1,
                    workdir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Measure each input-pipeline lever side by side in one run; returns ``{"setup": {...}, "rows": [...]}``.
+    """Measure each input-pipeline lever side by side in one run (lesson 05).
 
     Args:
         size: side of the square source images in pixels (>= 64).
@@ -263,26 +268,22 @@ def bench_pipeline(size: int = 4096, region: int = 512, *, n_images: int = 2, se
         workdir: folder for the files (default: a temporary folder, removed afterwards).
         log: called with a line as each part starts.
 
-    Each row is ``{"name", "baseline", "baseline_value", "alternative", "alternative_value", "unit", "ratio"}``
-    with ratio = baseline / alternative (> 1: the alternative is faster or waits less).
+    Returns:
+        ``{"setup": {...}, "rows": [...]}``; each row is ``{"name", "baseline", "baseline_value", "alternative",
+        "alternative_value", "unit", "ratio"}``, ratio = baseline / alternative (> 1: the alternative wins).
     """
-    import tempfile
-
-    from hrlib.config import get_device, get_profile
-
     size, region = check_int("size", size, 64), check_int("region", region, 8)
     n_images, seed = check_int("n_images", n_images), check_int("seed", seed, 0)
     if region > size // 4:
         raise ValueError(f"region must be <= size / 4 = {size // 4}, got {region}")
-    if workdir is not None and not isinstance(workdir, str | os.PathLike):
-        raise TypeError(f"workdir must be a folder path (str or os.PathLike) or None, got {type(workdir).__name__}")
+    workdir = None if workdir is None else check_path("workdir", workdir)
     if not callable(log):
         raise TypeError(f"log must be a callable taking one str (e.g. print), got {type(log).__name__}")
     previous = torch.get_num_threads()
     torch.set_num_threads(check_int("threads", threads))
     try:
         with tempfile.TemporaryDirectory(prefix="hrlib-bench-") as tmp:
-            root = Path(workdir) if workdir is not None else Path(tmp)
+            root = workdir if workdir is not None else Path(tmp)
             root.mkdir(parents=True, exist_ok=True)
             log(f"writing {n_images} {size}x{size} JPEGs and their zarr / LMDB / raw memmap copies")
             src = _make_sources(root, size, region, n_images, seed)
@@ -310,8 +311,14 @@ def bench_pipeline(size: int = 4096, region: int = 512, *, n_images: int = 2, se
 
 
 def format_pipeline(result: dict) -> str:
-    """The table of ratios printed by ``python -m hrlib.bench pipeline``; ``result``: what :func:`bench_pipeline`
-    returns (``{"setup": {...}, "rows": [...]}``)."""
+    """The table of ratios printed by ``python -m hrlib.bench pipeline``.
+
+    Args:
+        result: what :func:`bench_pipeline` returns (``{"setup": {...}, "rows": [...]}``).
+
+    Returns:
+        The table, one line per row, with a header and a footer.
+    """
     if not isinstance(result, Mapping) or not isinstance(result.get("setup"), Mapping) \
             or not isinstance(result.get("rows"), list):
         got = sorted(result) if isinstance(result, Mapping) else type(result).__name__
@@ -333,7 +340,14 @@ def format_pipeline(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hrlib.bench generator|pipeline ...``; ``argv``: the arguments (default ``sys.argv[1:]``)."""
+    """``python -m hrlib.bench generator|pipeline ...``.
+
+    Args:
+        argv: the command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status (0).
+    """
     if argv is not None and (isinstance(argv, str) or not isinstance(argv, Sequence)
                              or not all(isinstance(a, str) for a in argv)):
         raise TypeError(f"argv must be a list of str (command-line arguments) or None, got {argv!r:.80}")
@@ -362,13 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['size']:>6} {r['images']:>7} {r['images_per_s']:>9.2f} {r['megapixels_per_s']:>7.2f}  "
               f"x{base / r['images_per_s']:.1f} (pixels x{(r['size'] / rows[0]['size']) ** 2:.0f})")
     if ns.json:
-        ns.json.write_text(json.dumps({"generator": rows, "numpy": np.__version__}, indent=2))
+        atomic_write(ns.json, lambda fh: json.dump({"generator": rows, "numpy": np.__version__}, fh, indent=2))
     return 0
 
 
 def _main_pipeline(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
-    from hrlib.config import get_profile
-
     size = ns.size if ns.size is not None else get_profile().pick(4096, 8192)
     if size < 64 or not 8 <= ns.region <= size // 4 or ns.images < 1 or ns.seed < 0:
         parser.error(f"--size must be >= 64, --region in [8, size / 4], --images >= 1 and --seed >= 0, got "

@@ -1,12 +1,14 @@
-"""Figures for the course: image grids with titles, box overlays, side-by-side resolution comparisons.
+"""Figures and tables for every lesson (00-08): image grids with titles, box overlays, side-by-side resolution
+comparisons (lessons 00-01), Markdown tables and ``mean ± std`` cells.
 
-Every function returns the matplotlib ``Figure`` (notebooks display it; scripts can ``savefig`` it).
+Every figure function returns the matplotlib ``Figure`` (notebooks display it; scripts can ``savefig`` it).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -15,23 +17,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_axes, check_bool, check_float, check_image, check_int
 from hrlib.data.slides import downscale
 
-__all__ = ["compare_resolutions", "crop_box", "draw_boxes", "format_table", "mean_spread", "resolution_slider",
-           "show_images"]
-
-
-def _check_image(name: str, image: object) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in
-                                                                          (1, 3, 4)):
-        raise ValueError(f"{name} must be an HxW or HxWxC (C in 1, 3, 4) numpy array, got "
-                         f"{type(image).__name__} with shape {getattr(image, 'shape', None)}")
-    if image.size == 0 or image.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a non-empty numeric image, got dtype {image.dtype} with shape {image.shape}")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError(f"{name} must hold finite values, got NaN or inf")
-    return image
+__all__ = ["compare_resolutions", "crop_box", "draw_boxes", "format_table", "interactive_widgets", "mean_spread",
+           "resolution_slider", "show_images"]
 
 
 def _check_box(name: str, box: object) -> tuple[float, float, float, float]:
@@ -53,19 +43,59 @@ def _check_sequence(name: str, value: object, what: str) -> None:
         raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.60}")
 
 
-def _check_factors(factors: object) -> list[int]:
+def _check_zoom(image: object, factors: object, box: object, pad: object) -> tuple[list[int], float]:
+    """Check the arguments of a resolution comparison; return the factors as ints and ``pad`` as a float."""
+    check_image("image", image, dtype="numeric")
     _check_sequence("factors", factors, "a non-empty sequence of integer downsampling factors >= 1")
     if len(factors) == 0:  # type: ignore[arg-type]
         raise ValueError("factors must contain at least one factor")
-    return [check_int(f"factors[{i}]", f) for i, f in enumerate(factors)]  # type: ignore[arg-type]
+    factors = [check_int(f"factors[{i}]", f) for i, f in enumerate(factors)]  # type: ignore[arg-type]
+    if box is not None:
+        _check_box("box", box)
+    return factors, check_float("pad", pad, 0.0, hint="fraction of the box size per side")
+
+
+def interactive_widgets(static: bool | None = None) -> ModuleType | None:
+    """The ``ipywidgets`` module for an interactive figure, or None where a static figure should be drawn.
+
+    Args:
+        static: force a static figure (True) or widgets (False, if installed); default: static when the
+            environment variable ``HRLIB_HEADLESS`` is set, as when tests execute notebooks.
+
+    Returns:
+        ``ipywidgets``, or None when static (also when ipywidgets is not installed), so that an exported notebook
+        still shows every step.
+
+    Raises:
+        TypeError: ``static`` is not a bool or None.
+    """
+    static = check_bool("static", static, allow_none=True)
+    if static is None:
+        static = bool(os.environ.get("HRLIB_HEADLESS"))
+    if static:
+        return None
+    try:
+        import ipywidgets
+    except ImportError:  # pragma: no cover - the course extra installs it
+        return None
+    return ipywidgets
 
 
 def crop_box(image: np.ndarray, box: Sequence[float], pad: float = 0.0) -> np.ndarray:
-    """The region of ``image`` inside ``box`` (``x0, y0, x1, y1`` pixels) grown by ``pad`` x its size per side.
+    """The region of ``image`` inside a box, grown on each side.
 
-    The region is clipped to the image and always keeps at least one pixel.
+    Args:
+        image: HxW or HxWxC numeric array.
+        box: ``x0, y0, x1, y1``, px.
+        pad: growth per side, as a fraction of the box's size, >= 0.
+
+    Returns:
+        A view of the region, clipped to the image; it always keeps at least one pixel.
+
+    Raises:
+        TypeError, ValueError: a malformed argument.
     """
-    _check_image("image", image)
+    check_image("image", image, dtype="numeric")
     x0, y0, x1, y1 = _check_box("box", box)
     pad = check_float("pad", pad, 0.0, hint="fraction of the box size per side")
     h, w = image.shape[:2]
@@ -76,7 +106,19 @@ def crop_box(image: np.ndarray, box: Sequence[float], pad: float = 0.0) -> np.nd
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".3g") -> str:
-    """A Markdown table (show it with ``IPython.display.Markdown``); floats are formatted with ``floatfmt``."""
+    """A Markdown table (show it with ``IPython.display.Markdown``).
+
+    Args:
+        headers: the column names.
+        rows: the rows, one cell per header.
+        floatfmt: the format spec of float cells, e.g. ``".3g"``.
+
+    Returns:
+        The table's Markdown text.
+
+    Raises:
+        TypeError, ValueError: malformed headers or rows, a row of the wrong length, a bad format spec.
+    """
     def cell(v: object) -> str:
         return format(v, floatfmt) if isinstance(v, float | np.floating) else str(v)
 
@@ -94,7 +136,18 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], float
 
 
 def mean_spread(values: Sequence[float], fmt: str = ".2f") -> str:
-    """``"mean ± std"`` of ``values`` (population std; several seeds' results), e.g. ``"0.91 ± 0.02"``."""
+    """``"mean ± std"`` of several seeds' results, e.g. ``"0.91 ± 0.02"``.
+
+    Args:
+        values: one or more numbers (the std is the population std).
+        fmt: the format spec of both numbers, e.g. ``".2f"``.
+
+    Returns:
+        The text.
+
+    Raises:
+        TypeError, ValueError: no numbers, or a bad format spec.
+    """
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -109,9 +162,19 @@ def mean_spread(values: Sequence[float], fmt: str = ".2f") -> str:
 
 def draw_boxes(ax: Axes, boxes: np.ndarray, color: str = "lime", label: str | None = None,
                linewidth: float = 1.5) -> None:
-    """Draw ``x0, y0, x1, y1`` pixel boxes on an axes that shows an image (pixel centres at integers)."""
-    if not isinstance(ax, Axes):
-        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+    """Draw boxes on an axes that shows an image (pixel centres at integers).
+
+    Args:
+        ax: the axes.
+        boxes: (N, 4) ``x0, y0, x1, y1``, px (one box may be given as 4 numbers).
+        color: a matplotlib colour.
+        label: the legend label (given to the first box only), or None.
+        linewidth: points, >= 0.
+
+    Raises:
+        TypeError, ValueError: a malformed argument.
+    """
+    check_axes("ax", ax)
     try:
         arr = np.asarray(boxes, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -138,16 +201,25 @@ def show_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = Non
 
     Args:
         images: HxW or HxWxC arrays (uint8, or float in [0, 1]).
-        titles: one per image.
-        ncols: images per row.
+        titles: one per image, or None.
+        ncols: images per row, >= 1.
         boxes: optional (N, 4) pixel boxes per image (``None`` for none).
-        size: inches per panel.
+        box_color: the boxes' matplotlib colour.
+        size: inches per panel, > 0.
+        suptitle: the figure's title, or None.
+        cmap: the colormap of single-channel images.
+
+    Returns:
+        The figure.
+
+    Raises:
+        TypeError, ValueError: a malformed argument, or not one title and box array per image.
     """
     _check_sequence("images", images, "a non-empty sequence of HxW or HxWxC arrays")
     if len(images) == 0:
         raise ValueError("images must contain at least one image")
     for i, im in enumerate(images):
-        _check_image(f"images[{i}]", im)
+        check_image(f"images[{i}]", im, dtype="numeric")
     if titles is not None:
         _check_sequence("titles", titles, "a sequence of str (one per image) or None")
     if titles is not None and len(titles) != len(images):
@@ -188,20 +260,24 @@ def compare_resolutions(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8)
     """The same image (or a zoom on one box) at several downsampling factors, side by side.
 
     Each factor's image is made with area averaging (``hrlib.data.slides.downscale``); when ``box`` is given, every
-    panel
-    shows the same region around it (the box grown by ``pad`` times its size on each side), displayed at the same
-    on-screen size so that lost detail is visible as blocky pixels.
+    panel shows the same region around it, displayed at the same on-screen size so that lost detail is visible as
+    blocky pixels.
 
     Args:
         image: the full-resolution image.
         factors: integer downsampling factors, 1 = original.
         box: optional ``x0, y0, x1, y1`` in full-resolution pixels to zoom on.
+        pad: the zoomed region's growth per side, as a fraction of the box's size, >= 0.
+        size: inches per panel, > 0.
+        title: the figure's title, or None.
+
+    Returns:
+        The figure.
+
+    Raises:
+        TypeError, ValueError: a malformed argument.
     """
-    _check_image("image", image)
-    factors = _check_factors(factors)
-    if box is not None:
-        _check_box("box", box)
-    pad = check_float("pad", pad, 0.0, hint="fraction of the box size per side")
+    factors, pad = _check_zoom(image, factors, box, pad)
     size = check_float("size", size, 0.0, low_open=True, hint="inches per panel")
     fig, axes = plt.subplots(1, len(factors), figsize=(size * len(factors), size + 0.5), squeeze=False)
     for ax, f in zip(axes[0], factors, strict=True):
@@ -222,25 +298,22 @@ def resolution_slider(image: np.ndarray, factors: Sequence[int] = (1, 2, 4, 8), 
                       pad: float = 1.0, static: bool | None = None, title: str | None = None) -> Any:
     """A slider that scrubs through downsampling factors of ``image`` (or of the region around ``box``).
 
-    Show the result with ``display(...)``. In JupyterLab it is an ipywidgets box (slider + figure).
-    Headless (``static=True``, the environment variable
-    ``HRLIB_HEADLESS`` set, as when notebooks are executed by tests, or ipywidgets missing) it returns the static
-    side-by-side figure of :func:`compare_resolutions` instead, so an exported notebook still shows every step.
+    Show the result with ``display(...)``.
+
+    Args:
+        image, factors, box, pad, title: as in :func:`compare_resolutions`.
+        static: return the static figure; as in :func:`interactive_widgets`.
+
+    Returns:
+        In JupyterLab an ipywidgets box (slider + figure); headless, or without ipywidgets, the static
+        side-by-side figure of :func:`compare_resolutions`, so an exported notebook still shows every step.
+
+    Raises:
+        TypeError, ValueError: a malformed argument.
     """
-    _check_image("image", image)
-    factors = _check_factors(factors)
-    if box is not None:
-        _check_box("box", box)
-    pad = check_float("pad", pad, 0.0, hint="fraction of the box size per side")
-    if static is not None and not isinstance(static, bool):
-        raise TypeError(f"static must be True, False or None, got {type(static).__name__} {static!r}")
-    if static is None:
-        static = bool(os.environ.get("HRLIB_HEADLESS"))
-    try:
-        import ipywidgets as widgets
-    except ImportError:  # pragma: no cover - the course extra installs it
-        static = True
-    if static:
+    factors, pad = _check_zoom(image, factors, box, pad)
+    widgets = interactive_widgets(static)
+    if widgets is None:
         fig = compare_resolutions(image, factors, box=box, pad=pad, title=title)
         plt.close(fig)  # shown once by the caller's display(), not again by the inline backend
         return fig

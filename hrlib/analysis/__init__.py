@@ -1,44 +1,27 @@
-"""Error analysis (lesson 07): error modes, Grad-CAM scored against boxes, run records, bundles.
+"""Error analysis (lesson 07): error modes, failure sets, Grad-CAM scored against boxes, run records, bundles.
 
 Submodules:
 
-- ``hrlib.analysis.errors``: error modes, size buckets, failure sets;
-- ``hrlib.analysis.cam``: Grad-CAM and Score-CAM, pointing game, overlays;
+- ``hrlib.analysis.errors``: error modes, accuracy per group, size buckets;
+- ``hrlib.analysis.failures``: a fixed set of failing samples and its diff after a change;
+- ``hrlib.analysis.cam``: Grad-CAM and Score-CAM maps;
+- ``hrlib.analysis.heatmaps``: overlays, pointing game and energy in boxes;
 - ``hrlib.analysis.runs``: run records (parameters, data version, code commit);
 - ``hrlib.analysis.bundle``: preprocessing shipped with the model.
 """
 
-from hrlib.analysis.cam import (
-    CamScores,
-    energy_in_boxes,
-    grad_cam,
-    overlay,
-    pointing_game,
-    score_cam,
-    score_cams,
-    show_cams,
-)
-from hrlib.analysis.errors import (
-    BundledModel,
-    ErrorModes,
-    FailureCase,
-    FailureDiff,
-    FailureSet,
-    breakdown,
+from hrlib.analysis.bundle import BundledModel, export_bundle, load_bundle
+from hrlib.analysis.cam import grad_cam, score_cam
+from hrlib.analysis.errors import ErrorModes, breakdown, error_modes, size_bucket, size_bucket_labels
+from hrlib.analysis.failures import FailureCase, FailureDiff, FailureSet, diff
+from hrlib.analysis.heatmaps import CamScores, energy_in_boxes, overlay, pointing_game, score_cams, show_cams
+from hrlib.analysis.runs import (
+    PACKAGES,
     dataset_fingerprint,
-    diff,
-    error_modes,
-    export_bundle,
     git_state,
-    load_bundle,
     package_versions,
     read_runs,
     record_run,
-    size_bucket,
-    size_bucket_labels,
-)
-from hrlib.analysis.runs import (
-    PACKAGES,
     to_jsonable,
 )
 

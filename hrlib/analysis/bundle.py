@@ -1,4 +1,4 @@
-"""Preprocessing shipped with the model (claim C34): one function for training and serving.
+"""Preprocessing shipped with the model (lesson 07, claim C34): one function for training and serving.
 
 :class:`BundledModel` wraps a classifier with ``hrlib.staging.val_transform``'s resize, centre crop and
 normalization written in torch, so it takes raw uint8 images of any size; :func:`export_bundle` saves it with
@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_float, check_int, check_model, check_path
 from hrlib._io import atomic_write
 from hrlib.data.slides import CLASS_NAMES, SLIDE_MEAN, SLIDE_STD
+from hrlib.models.networks import eval_mode
 
 __all__ = ["BundledModel", "export_bundle", "load_bundle"]
 
@@ -30,7 +31,11 @@ _BUNDLE_FORMAT = "hrlib-bundle/1"
 
 
 def _check_images(images: object) -> torch.Tensor:
-    """Raise unless ``images`` is a uint8 tensor (N, H, W, 3), N >= 1, H and W >= 2."""
+    """Raise unless ``images`` is a uint8 tensor (N, H, W, 3), N >= 1, H and W >= 2.
+
+    The served model's own edge, so it runs in ``forward``: dtype and shape only, no device sync. No shared
+    validator fits (``check_image`` takes one numpy image, ``check_batch`` a float NCHW tensor).
+    """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.uint8 tensor (N, H, W, 3), got {type(images).__name__} "
                         f"(for numpy images: torch.from_numpy(np.stack(images)))")
@@ -49,12 +54,6 @@ def _check_stats(name: str, values: object) -> list[float]:
                          f"got {values!r:.80}")
     return [check_float(f"{name}[{i}]", float(v) if isinstance(v, torch.Tensor) else v, 0.0, 1.0,
                         low_open=name == "std", hint="0-1 scale") for i, v in enumerate(values)]
-
-
-def _check_path(path: object, what: str) -> Path:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a file path (str or os.PathLike) of {what}, got {type(path).__name__}")
-    return Path(path)
 
 
 def _resample(n_in: Any, n_full: Any, start: Any, count: int) -> torch.Tensor:
@@ -83,18 +82,25 @@ class BundledModel(nn.Module):
     bilinear when enlarging, as OpenCV does), centre crop ``resolution`` px, rounding to whole 0-255 levels as a
     uint8 resize does, then ``(x / 255 - mean) / std``. The resize is two small matrix products, so sizes stay
     dynamic under ``torch.export``. It matches the albumentations path to one 0-255 level per pixel (long-side
-    sizes may differ by 1 px at exact .5 ties). ``model``: takes (N, 3, resolution, resolution) normalised
-    batches; ``resolution`` (>= 1): training resolution, px; ``mean``/``std``: per channel, 0-1 scale;
-    ``crop_fraction``: in (0, 1]; ``class_names``: stored with an exported bundle. The bundle starts in eval mode
-    (so does ``model``).
+    sizes may differ by 1 px at exact .5 ties). The bundle starts in eval mode (so does ``model``).
+
+    Args:
+        model: takes (N, 3, resolution, resolution) normalised batches.
+        resolution: the training resolution, px, >= 1.
+        mean: per-channel means, 0-1 scale.
+        std: per-channel standard deviations, 0-1 scale, > 0.
+        crop_fraction: the centre crop's share of the short side, in (0, 1].
+        class_names: one per logit, stored with an exported bundle.
+
+    Raises:
+        TypeError, ValueError: a malformed argument (the message names it).
     """
 
     def __init__(self, model: nn.Module, resolution: int, *, mean: Sequence[float] = SLIDE_MEAN,
                  std: Sequence[float] = SLIDE_STD, crop_fraction: float = 1.0,
                  class_names: Sequence[str] = CLASS_NAMES) -> None:
         super().__init__()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        check_model("model", model)
         mean, std = _check_stats("mean", mean), _check_stats("std", std)
         if isinstance(class_names, str) or not isinstance(class_names, Sequence) \
                 or not all(isinstance(c, str) for c in class_names):
@@ -109,7 +115,14 @@ class BundledModel(nn.Module):
         self.eval()  # an inference artefact: BatchNorm uses its running statistics
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> (N, 3, resolution, resolution) float32, normalised."""
+        """Resize, crop and normalise, as ``val_transform`` does.
+
+        Args:
+            images: (N, H, W, 3) uint8 tensor (not checked here: :meth:`forward` checks).
+
+        Returns:
+            (N, 3, resolution, resolution) float32, normalised.
+        """
         h, w = images.shape[1], images.shape[2]
         if torch.jit.is_tracing():  # sizes are traced as tensors; a trace is fixed to one size anyway
             h, w = int(h), int(w)
@@ -123,7 +136,17 @@ class BundledModel(nn.Module):
         return (x / 255.0 - self.mean) / self.std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_classes) for uint8 ``images`` (N, H, W, 3)."""
+        """Classify raw images.
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB tensor, H, W >= 2.
+
+        Returns:
+            (N, num_classes) logits.
+
+        Raises:
+            TypeError, ValueError: ``images`` is not such a tensor.
+        """
         return self.model(self.preprocess(_check_images(images)))
 
 
@@ -148,13 +171,25 @@ def export_bundle(bundle: BundledModel, path: str | os.PathLike, example_size: i
     """Save ``bundle`` (in eval mode; each module's mode is restored) with ``torch.export`` to ``path``, atomically.
 
     Batch size, height and width stay dynamic (H, W >= 2). If export fails, a TorchScript trace is saved instead
-    with a warning: a trace is fixed to the example's size, ``example_size`` px square (default: the short side
-    ``val_transform`` resizes to). The raw programs reject wrong inputs with torch's own guard errors;
-    :func:`load_bundle` checks first and names the problem. Returns the path.
+    with a warning: a trace is fixed to the example's size. The raw programs reject wrong inputs with torch's own
+    guard errors; :func:`load_bundle` checks first and names the problem.
+
+    Args:
+        bundle: the model with its preprocessing.
+        path: the file to write, in an existing folder.
+        example_size: the example images' side, px (>= 2), which a TorchScript fallback is fixed to (default:
+            the short side ``val_transform`` resizes to).
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        TypeError: ``bundle`` is not a :class:`BundledModel` or ``path`` not a path.
+        FileNotFoundError: ``path`` is a folder or its folder does not exist.
     """
     if not isinstance(bundle, BundledModel):
         raise TypeError(f"bundle must be a BundledModel, got {type(bundle).__name__}")
-    target = _check_path(path, "the bundle to write")
+    target = check_path("path", path)
     if target.is_dir() or not target.parent.is_dir():
         raise FileNotFoundError(f"path must be a file in an existing folder, got {str(path)!r}"
                                 f"{' (a folder)' if target.is_dir() else ' (its folder does not exist)'}")
@@ -167,19 +202,15 @@ def export_bundle(bundle: BundledModel, path: str | os.PathLike, example_size: i
                        "mean": bundle.mean.flatten().tolist(), "std": bundle.std.flatten().tolist()})
     dims = {0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("height", min=2),
             2: torch.export.Dim("width", min=2)}
-    modes = {m: m.training for m in bundle.modules()}
-    bundle.eval()
-    try:
-        artefact: Any = torch.export.export(bundle, (example,), dynamic_shapes={"images": dims})
-    except Exception as exc:  # an op export cannot trace: keep a working, size-specialised artefact
-        warnings.warn(f"torch.export failed ({type(exc).__name__}: {str(exc)[:200]}); saving a TorchScript trace, "
-                      f"which only accepts {side}x{side} images", RuntimeWarning, stacklevel=2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # trace deprecation and TracerWarnings: the size is fixed, as warned
-            artefact = torch.jit.trace(bundle, (example,))
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    with eval_mode(bundle):
+        try:
+            artefact: Any = torch.export.export(bundle, (example,), dynamic_shapes={"images": dims})
+        except Exception as exc:  # an op export cannot trace: keep a working, size-specialised artefact
+            warnings.warn(f"torch.export failed ({type(exc).__name__}: {str(exc)[:200]}); saving a TorchScript "
+                          f"trace, which only accepts {side}x{side} images", RuntimeWarning, stacklevel=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # trace deprecation and TracerWarnings: the size is fixed, as warned
+                artefact = torch.jit.trace(bundle, (example,))
 
     def write(fh: IO[Any]) -> None:
         if isinstance(artefact, torch.export.ExportedProgram):
@@ -193,10 +224,22 @@ def export_bundle(bundle: BundledModel, path: str | os.PathLike, example_size: i
 
 
 def load_bundle(path: str | os.PathLike) -> nn.Module:
-    """Load a bundle saved by :func:`export_bundle` (torch.export, or TorchScript mapped to the CPU). The module
-    maps (N, H, W, 3) uint8 images to logits, raises ``TypeError``/``ValueError`` on other inputs, and has
-    ``resolution``, ``crop_fraction``, ``class_names`` and ``kind`` (``"export"`` or ``"torchscript"``)."""
-    path = _check_path(path, "a bundle saved by export_bundle")
+    """Load a bundle saved by :func:`export_bundle` (torch.export, or TorchScript mapped to the CPU).
+
+    Args:
+        path: the bundle file.
+
+    Returns:
+        A module that maps (N, H, W, 3) uint8 images to logits, raises ``TypeError``/``ValueError`` on other
+        inputs, and has ``resolution``, ``crop_fraction``, ``class_names`` and ``kind`` (``"export"`` or
+        ``"torchscript"``).
+
+    Raises:
+        TypeError: ``path`` is not a path.
+        FileNotFoundError: no such file.
+        ValueError: the file is not a bundle saved by :func:`export_bundle`.
+    """
+    path = check_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"path must be an existing bundle file, got {str(path)!r} (does not exist"
                                 f"{'; it is a folder' if path.is_dir() else ''})")

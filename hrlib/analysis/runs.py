@@ -1,4 +1,4 @@
-"""Run records: what produced a result (claim C20).
+"""Run records: what produced a result (lesson 07, claim C20; ``hrlib train`` writes one per run).
 
 :func:`record_run` appends one JSON line per run to a log: hyperparameters, metrics, seed, a
 :func:`dataset_fingerprint` of the data, the :func:`git_state` (commit, dirty flag) and :func:`package_versions`;
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrlib._checks import check_int
+from hrlib._checks import check_int, check_path
 
 __all__ = ["PACKAGES", "dataset_fingerprint", "git_state", "package_versions", "read_runs", "record_run",
            "to_jsonable"]
@@ -32,7 +32,18 @@ PACKAGES = ("torch", "torchvision", "numpy", "albumentations", "hrlib")
 
 def to_jsonable(value: Any, key: str) -> Any:
     """``value`` as plain JSON types: numpy/torch scalars and arrays become numbers and lists, tuples lists, paths
-    strings, non-finite floats None; anything else raises naming ``key`` (the value's name in messages)."""
+    strings, non-finite floats None.
+
+    Args:
+        value: the value to convert (dicts need str keys).
+        key: the value's name in error messages, e.g. ``"params"``.
+
+    Returns:
+        The converted value.
+
+    Raises:
+        TypeError: something JSON cannot hold; the message names where, e.g. ``params['model']``.
+    """
     if not isinstance(key, str):
         raise TypeError(f"key must be a str (the value's name for error messages), got {type(key).__name__}")
     if isinstance(value, np.generic | np.ndarray | torch.Tensor):
@@ -76,9 +87,21 @@ def _dataset_params(source: Any) -> dict[str, Any] | None:
 
 
 def dataset_fingerprint(source: Mapping[str, Any] | Sequence[str | os.PathLike] | Any) -> str:
-    """sha256 (hex) identifying a dataset. ``source``: generator parameters (a dict, seed included), a
-    ``SlideDataset`` (its n, size, seed, sites, labels, slide options and hrlib's version), or a list of file paths
-    (their contents, in any order and location: the same bytes give the same fingerprint)."""
+    """sha256 identifying a dataset.
+
+    Args:
+        source: generator parameters (a dict, seed included), a ``SlideDataset`` (its n, size, seed, sites,
+            labels, slide options and hrlib's version), or a list of file paths (their contents, in any order and
+            location: the same bytes give the same fingerprint).
+
+    Returns:
+        64 hex digits.
+
+    Raises:
+        TypeError: ``source`` is none of these.
+        ValueError: an empty list of files.
+        FileNotFoundError: a listed file does not exist.
+    """
     params = _dataset_params(source)
     if params is not None:
         return _sha256(params)
@@ -103,13 +126,22 @@ def dataset_fingerprint(source: Mapping[str, Any] | Sequence[str | os.PathLike] 
 
 
 def git_state(repo: str | os.PathLike | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the git work tree at ``repo`` (default: the current
-    directory); None where git is missing, slow (> 5 s) or ``repo`` is not in a repository."""
-    if repo is not None:
-        if not isinstance(repo, str | os.PathLike):
-            raise TypeError(f"repo must be a folder path (str or os.PathLike) or None, got {type(repo).__name__}")
-        if not Path(repo).is_dir():
-            raise FileNotFoundError(f"repo must be an existing folder, got {os.fspath(repo)!r}")
+    """The commit and state of a git work tree.
+
+    Args:
+        repo: a folder in the work tree (default: the current directory).
+
+    Returns:
+        ``{"commit": sha or None, "dirty": bool or None}``; None where git is missing, slow (> 5 s) or ``repo`` is
+        not in a repository.
+
+    Raises:
+        TypeError: ``repo`` is not a path or None.
+        FileNotFoundError: ``repo`` is not an existing folder.
+    """
+    if repo is not None and not check_path("repo", repo).is_dir():
+        raise FileNotFoundError(f"repo must be an existing folder, got {os.fspath(repo)!r}")
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=5, check=True)
@@ -123,7 +155,11 @@ def git_state(repo: str | os.PathLike | None = None) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Python's and each of ``PACKAGES``' installed version (None if not installed)."""
+    """The versions a result depends on.
+
+    Returns:
+        Python's and each of ``PACKAGES``' installed version (None if not installed).
+    """
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -135,36 +171,35 @@ def package_versions() -> dict[str, str | None]:
 
 def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: Mapping[str, Any], seed: int,
                dataset: Any, repo: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Append one run to the JSONL log at ``path`` (one JSON object per line; created if missing) and return it.
+    """Append one run to a JSON-lines log (one JSON object per line; created if missing).
 
-    ``params``: hyperparameters; ``metrics``: results (both JSON-serializable after converting numpy/torch values;
-    NaN/inf become null); ``seed`` (>= 0); ``dataset``: a fingerprint from :func:`dataset_fingerprint` (64 hex
-    chars) or anything it accepts (a dict's parameters and a ``SlideDataset``'s are stored too); ``repo``: where
-    to ask git for the commit (default: the current directory). The record also holds an ISO-8601 UTC
-    ``timestamp`` and package ``versions``. The line is serialized first, then written with one ``write`` in
-    append mode, flushed and fsynced: an error leaves no partial line.
+    The record also holds an ISO-8601 UTC ``timestamp``, the :func:`git_state` and package ``versions``. The line
+    is serialized first, then written with one ``write`` in append mode, flushed and fsynced: an error leaves no
+    partial line.
+
+    Args:
+        path: the log file, in an existing folder.
+        params: hyperparameters (JSON-serializable after converting numpy/torch values; NaN/inf become null).
+        metrics: results, as ``params``.
+        seed: the run's seed, >= 0.
+        dataset: a fingerprint from :func:`dataset_fingerprint` (64 hex digits) or anything it accepts (a dict's
+            parameters and a ``SlideDataset``'s are stored too).
+        repo: where to ask git for the commit (default: the current directory).
+
+    Returns:
+        The record written.
+
+    Raises:
+        TypeError, ValueError: a malformed argument (the message names it, e.g. ``params['model']``).
+        FileNotFoundError: ``path`` is a folder or its folder does not exist.
     """
     seed = check_int("seed", seed, 0)
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be the run log's file path (str or os.PathLike), got {type(path).__name__}")
-    if Path(path).is_dir() or not Path(path).parent.is_dir():
+    if check_path("path", path).is_dir() or not Path(path).parent.is_dir():
         raise FileNotFoundError(f"path must be a file in an existing folder, got {os.fspath(path)!r}")
     if not isinstance(params, Mapping) or not isinstance(metrics, Mapping):
         raise TypeError(f"params and metrics must be dicts, got {type(params).__name__} and "
                         f"{type(metrics).__name__}")
-    if isinstance(dataset, str):
-        if len(dataset) != 64 or any(c not in "0123456789abcdef" for c in dataset):
-            raise ValueError(f"dataset must be a 64-hex-digit fingerprint or a dataset description, got {dataset!r}")
-        data: dict[str, Any] = {"fingerprint": dataset}
-    else:
-        try:
-            data = {"fingerprint": dataset_fingerprint(dataset)}
-        except (TypeError, ValueError, FileNotFoundError) as e:
-            raise type(e)(f"dataset must be a 64-hex-digit fingerprint or a dataset description that "
-                          f"dataset_fingerprint accepts ({e})") from e
-        described = _dataset_params(dataset) or (dataset if isinstance(dataset, Mapping) else None)
-        if described is not None:
-            data["params"] = to_jsonable(described, "dataset")
+    data = _dataset_entry(dataset)
     record = {"timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "seed": seed, "params": to_jsonable(params, "params"), "metrics": to_jsonable(metrics, "metrics"),
               "dataset": data, "git": git_state(repo), "versions": package_versions()}
@@ -176,12 +211,38 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
     return record
 
 
+def _dataset_entry(dataset: Any) -> dict[str, Any]:
+    """``{"fingerprint": ...}`` of ``dataset`` (a fingerprint or a description), with its ``params`` if described."""
+    if isinstance(dataset, str):
+        if len(dataset) != 64 or any(c not in "0123456789abcdef" for c in dataset):
+            raise ValueError(f"dataset must be a 64-hex-digit fingerprint or a dataset description, got {dataset!r}")
+        return {"fingerprint": dataset}
+    try:
+        data: dict[str, Any] = {"fingerprint": dataset_fingerprint(dataset)}
+    except (TypeError, ValueError, FileNotFoundError) as e:
+        raise type(e)(f"dataset must be a 64-hex-digit fingerprint or a dataset description that "
+                      f"dataset_fingerprint accepts ({e})") from e
+    described = _dataset_params(dataset) or (dataset if isinstance(dataset, Mapping) else None)
+    if described is not None:
+        data["params"] = to_jsonable(described, "dataset")
+    return data
+
+
 def read_runs(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records of a :func:`record_run` log, oldest first (blank lines skipped); a corrupt line raises
-    ``ValueError`` naming the file and line number."""
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be the run log's file path (str or os.PathLike), got {type(path).__name__}")
-    path = Path(path)
+    """Read a :func:`record_run` log back.
+
+    Args:
+        path: the log file.
+
+    Returns:
+        The records, oldest first (blank lines skipped).
+
+    Raises:
+        TypeError: ``path`` is not a path.
+        FileNotFoundError: no such file.
+        ValueError: a corrupt line (the message names the file and line number).
+    """
+    path = check_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"path must be an existing run log file, got {str(path)!r}")
     runs = []

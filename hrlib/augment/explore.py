@@ -1,6 +1,7 @@
 """Augmentation strength (lesson 02, claim C33): an explorer with sliders for a few transforms' strengths over a
-grid of augmented draws (a static figure instead when headless, ``HRLIB_HEADLESS``, or without ipywidgets), the
-"many strong transforms" stack that C33 warns against, and :class:`PipelineSchedule` to train with any pipeline.
+grid of augmented draws (a static figure instead when headless, ``HRLIB_HEADLESS``, or without ipywidgets), and the
+"many strong transforms" stack that C33 warns against (train with it through
+``hrlib.staging.FixedSchedule.from_steps``).
 
 Strengths are in each transform's own units (``STRENGTHS``); 0 switches a transform off, so an all-zero setting
 shows the image unchanged. Randomness comes from ``seed`` only: the same settings draw the same grid.
@@ -18,13 +19,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_float, check_floats, check_image, check_int
 from hrlib.augment.local import NonOverlappingCutout, mean_fill
-from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD
-from hrlib.staging import Stage
 
-__all__ = ["STRENGTHS", "PipelineSchedule", "explorer", "strength_grid", "strength_pipeline", "strength_stack",
-           "strength_sweep"]
+__all__ = ["STRENGTHS", "explorer", "strength_grid", "strength_pipeline", "strength_stack", "strength_sweep"]
 
 # name -> (unit shown on the slider, maximum, default)
 STRENGTHS: dict[str, tuple[str, float, float]] = {
@@ -46,9 +44,18 @@ def _check_strengths(strengths: Mapping[str, float]) -> dict[str, float]:
 
 
 def strength_pipeline(strengths: Mapping[str, float], resolution: int, *, seed: int = 0) -> A.Compose:
-    """Every transform with a non-zero strength (see ``STRENGTHS``; missing names are off), each always applied,
-    in the order rotate, elastic, gridmask, cutout, erasing; holes in the slides' mean colour. ``resolution``: the
-    image side in px (sets the hole sizes)."""
+    """Every transform with a non-zero strength, each always applied, in the order rotate, elastic, gridmask, cutout,
+    erasing; holes in the slides' mean colour.
+
+    Args:
+        strengths: ``{name: strength}`` with names from ``STRENGTHS``, each within ``[0, its maximum]`` in its own
+            units; missing names are off.
+        resolution: the image side in px (>= 8; sets the hole sizes).
+        seed: the Compose's seed (>= 0).
+
+    Returns:
+        The albumentations ``Compose`` (uint8 image in, uint8 image out).
+    """
     s, resolution = _check_strengths(strengths), check_int("resolution", resolution, 8)
     fill, steps = mean_fill(), []
     if s.get("rotate", 0) > 0:
@@ -69,24 +76,24 @@ def strength_pipeline(strengths: Mapping[str, float], resolution: int, *, seed: 
 
 
 def _check_image(image: object) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be an HxWx3 uint8 RGB array, got {getattr(image, 'dtype', type(image))} "
-                         f"with shape {getattr(image, 'shape', None)}")
-    if min(image.shape[:2]) < 8:
-        raise ValueError(f"image must be at least 8 x 8 px, got shape {image.shape}")
-    return image
-
-
-def _check_floats(name: str, values: object, low: float = -np.inf, *, low_open: bool = False) -> tuple[float, ...]:
-    """``values`` as a non-empty tuple of finite floats (> or >= ``low``), or raise naming ``name``."""
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
-        raise TypeError(f"{name} must be a non-empty sequence of floats, got {type(values).__name__} {values!r:.60}")
-    return tuple(check_float(f"{name}[{i}]", v, low, low_open=low_open) for i, v in enumerate(values))
+    """An HxWx3 uint8 RGB image of at least 8 x 8 px (raises naming ``image``)."""
+    return check_image("image", image, channels=(3,), gray=False, min_side=8)
 
 
 def strength_grid(image: np.ndarray, strengths: Mapping[str, float], *, n: int = 4, seed: int = 0,
                   size: float = 2.4) -> Figure:
-    """``n`` draws of :func:`strength_pipeline` on ``image`` side by side (the first panel is the original)."""
+    """``n`` draws of :func:`strength_pipeline` on ``image`` side by side (the first panel is the original).
+
+    Args:
+        image: HxWx3 uint8 RGB, at least 8 x 8 px.
+        strengths: as in :func:`strength_pipeline`.
+        n: draws (>= 1).
+        seed: the pipeline's seed (>= 0).
+        size: panel side in inches (> 0).
+
+    Returns:
+        The figure.
+    """
     image, n = _check_image(image), check_int("n", n)
     size = check_float("size", size, 0.0, low_open=True, hint="panel side in inches")
     t = strength_pipeline(strengths, min(image.shape[:2]), seed=seed)
@@ -103,9 +110,19 @@ def strength_grid(image: np.ndarray, strengths: Mapping[str, float], *, n: int =
 
 def strength_sweep(image: np.ndarray, levels: Sequence[float] = (0.0, 0.5, 1.0), *, seed: int = 0,
                    size: float = 1.5) -> Figure:
-    """The static view: one row per transform, one column per strength ``levels`` x its maximum (0-1)."""
+    """The static view: one row per transform, one column per strength level.
+
+    Args:
+        image: HxWx3 uint8 RGB, at least 8 x 8 px.
+        levels: strengths as fractions in [0, 1] of each transform's maximum.
+        seed: the pipelines' seed (>= 0).
+        size: panel side in inches (> 0).
+
+    Returns:
+        The figure.
+    """
     image = _check_image(image)
-    levels = [check_float(f"levels[{i}]", v, 0.0, 1.0) for i, v in enumerate(_check_floats("levels", levels))]
+    levels = check_floats("levels", levels, 0.0, 1.0)
     size = check_float("size", size, 0.0, low_open=True, hint="panel side in inches")
     fig, axes = plt.subplots(len(STRENGTHS), len(levels), figsize=(size * len(levels), size * len(STRENGTHS) + 0.5),
                              squeeze=False)
@@ -124,9 +141,20 @@ def strength_sweep(image: np.ndarray, levels: Sequence[float] = (0.0, 0.5, 1.0),
 
 
 def explorer(image: np.ndarray, *, n: int = 4, seed: int = 0, static: bool | None = None) -> Any:
-    """Sliders for the strengths in ``STRENGTHS`` above a grid of ``n`` augmented draws of ``image``; show it
-    with ``display(...)``. Headless (``static=True``, ``HRLIB_HEADLESS`` set, or ipywidgets missing) it returns
-    the static :func:`strength_sweep` figure instead, so an exported notebook still shows every strength."""
+    """Sliders for the strengths in ``STRENGTHS`` above a grid of ``n`` augmented draws of ``image``.
+
+    Show it with ``display(...)``. Headless (``static=True``, ``HRLIB_HEADLESS`` set, or ipywidgets missing) it
+    returns the static :func:`strength_sweep` figure instead, so an exported notebook still shows every strength.
+
+    Args:
+        image: HxWx3 uint8 RGB, at least 8 x 8 px.
+        n: draws per setting (>= 1).
+        seed: the pipelines' seed (>= 0).
+        static: force the static figure (True) or the widget (False); None decides from the environment.
+
+    Returns:
+        An ipywidgets ``VBox``, or the static figure.
+    """
     image, n, seed = _check_image(image), check_int("n", n), check_int("seed", seed, 0)
     if static is not None and not isinstance(static, bool | np.bool_):
         raise TypeError(f"static must be True, False or None, got {type(static).__name__} {static!r}")
@@ -158,10 +186,18 @@ def explorer(image: np.ndarray, *, n: int = 4, seed: int = 0, static: bool | Non
 
 
 def strength_stack(resolution: int) -> list[A.BasicTransform]:
-    """Nine strong transforms stacked, each likely to run (what C33 warns against): rotation up to 90 degrees,
-    affine scale 0.7-1.3 with shear, elastic warping, strong colour jitter (hue included), blur, noise, GridMask
-    at half a unit, 4-8 CutOut holes of 8-12 % of the side and erasing of 10-30 % of the area, for images of
-    ``resolution`` px; holes in the slides' mean colour."""
+    """Nine strong transforms stacked, each likely to run (what C33 warns against).
+
+    Rotation up to 90 degrees, affine scale 0.7-1.3 with shear, elastic warping, strong colour jitter (hue
+    included), blur, noise, GridMask at half a unit, 4-8 CutOut holes of 8-12 % of the side and erasing of 10-30 %
+    of the area; holes in the slides' mean colour.
+
+    Args:
+        resolution: the images' side in px (>= 8).
+
+    Returns:
+        The list of transforms (uint8 in, uint8 out; for ``FixedSchedule.from_steps``).
+    """
     r, fill, reflect = check_int("resolution", resolution, 8), mean_fill(), cv2.BORDER_REFLECT_101
     unit = (max(2, round(0.08 * r)), max(3, round(0.16 * r)))
     return [A.Rotate(limit=90, border_mode=reflect, p=0.8),
@@ -173,39 +209,3 @@ def strength_stack(resolution: int) -> list[A.BasicTransform]:
             NonOverlappingCutout(num_holes_range=(4, 8), hole_height_range=(0.08, 0.12),
                                  hole_width_range=(0.08, 0.12), fill=fill, p=0.5),
             A.Erasing(scale=(0.1, 0.3), ratio=(0.5, 2.0), fill=fill, p=0.5)]
-
-
-class PipelineSchedule:
-    """A one-stage schedule for ``hrlib.train.fit`` that trains every epoch with ``steps`` (albumentations
-    transforms on uint8 images of ``resolution`` px, which they must keep), followed by Normalize (``mean``,
-    ``std``, 0-1 units) and a float CHW tensor: compare any pipeline with the course's policies."""
-
-    def __init__(self, steps: Sequence[A.BasicTransform], resolution: int, num_epochs: int, *,
-                 mean: Sequence[float] = SLIDE_MEAN, std: Sequence[float] = SLIDE_STD) -> None:
-        self.resolution, self.num_epochs = check_int("resolution", resolution), check_int("num_epochs", num_epochs)
-        if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
-            raise TypeError(f"steps must be a sequence of albumentations transforms, got {type(steps).__name__} "
-                            f"{steps!r:.60}")
-        for i, step in enumerate(steps):
-            if not isinstance(step, A.BasicTransform | A.BaseCompose):
-                raise TypeError(f"steps[{i}] must be an albumentations transform, got {type(step).__name__}")
-        mean, std = _check_floats("mean", mean), _check_floats("std", std, 0.0, low_open=True)
-        self.transform = A.Compose([*steps, A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0),
-                                    A.ToTensorV2()])
-        self._stage = Stage("pipeline", self.resolution, self.num_epochs, "none")
-
-    def stage_at(self, epoch: int) -> Stage:
-        """The one stage (``epoch``: 0-based, in ``[0, num_epochs)``)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer):
-            raise TypeError(f"epoch must be an int, got {type(epoch).__name__} {epoch!r}")
-        if not 0 <= epoch < self.num_epochs:
-            raise IndexError(f"epoch must be in [0, {self.num_epochs}) for this {self.num_epochs}-epoch "
-                             f"schedule, got {epoch}")
-        return self._stage
-
-    def resolution_at(self, epoch: int) -> int:
-        return self.stage_at(epoch).resolution
-
-    def train_transform(self, epoch: int) -> A.Compose:
-        self.stage_at(epoch)
-        return self.transform

@@ -1,49 +1,41 @@
-"""Local augmentation for the high-resolution fine-tune stage (claim C2), batch mixing (C35) and label-aligned
-pipelines with a measured coordinate precision (C5). Lesson 02.
+"""Local occlusion for the high-resolution fine-tune stage (lesson 02, claim C2).
 
-Everything composes albumentations 2.0 and torchvision v2: :func:`occlusion_policy` is GridMask
-(:class:`GridMask`, an ``A.GridDropout``), several *non-overlapping* CutOut holes (:class:`NonOverlappingCutout`:
-``A.CoarseDropout`` places holes independently, so they may overlap) and aspect-ratio-bounded random erasing
-(:class:`RandomErasing`, an ``A.Erasing``); holes are filled with the slides' mean colour, so that Normalize maps
-them to about 0. These hole transforms shrink each box to the bounding box of its visible pixels (albumentations
-2.0's own rule truncates boxes to whole pixels first and can keep a box many pixels wider than what is left of its
-object, or drop one that is still visible). :func:`mixing` returns torchvision's
-MixUp/CutMix for ``hrlib.train.fit(batch_transform=...)``. :func:`aligned` builds a Compose that moves boxes,
-masks
-and keypoints with the pixels, and :func:`alignment_error` measures, in pixels, how far a transformed box lies from
-the box of the transformed mask (rotating a box can only enlarge it: see ``rotate_method``).
+Everything composes albumentations 2.0: :func:`occlusion_policy` is GridMask (:class:`GridMask`, an
+``A.GridDropout``), several *non-overlapping* CutOut holes (:class:`NonOverlappingCutout`: ``A.CoarseDropout``
+places holes independently, so they may overlap) and aspect-ratio-bounded random erasing (:class:`RandomErasing`, an
+``A.Erasing``); holes are filled with the slides' mean colour (:func:`mean_fill`), so that Normalize maps them to
+about 0. These hole transforms shrink each box to the bounding box of its visible pixels (albumentations 2.0's own
+rule truncates boxes to whole pixels first and can keep a box many pixels wider than what is left of its object, or
+drop one that is still visible). Their randomness is albumentations' own generator (``A.Compose(seed=...)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import albumentations as A
-import cv2
 import numpy as np
-import torch
-from torchvision.transforms import v2
 
-from hrlib._checks import check_bool as _check_flag
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_bool, check_float, check_floats, check_int
 from hrlib.data.slides import SLIDE_MEAN
 
-__all__ = ["MIX_KINDS", "Alignment", "Cutout", "GridMask", "NonOverlappingCutout", "RandomErasing", "aligned",
-           "alignment_error", "mean_fill", "mixing", "nonoverlapping_holes", "occlusion_policy"]
+__all__ = ["Cutout", "GridMask", "NonOverlappingCutout", "RandomErasing", "mean_fill", "nonoverlapping_holes",
+           "occlusion_policy"]
 
-MIX_KINDS: tuple[str, ...] = ("mixup", "cutmix", "both")
 Fill = float | tuple[float, ...]
 
 
 def mean_fill(mean: Sequence[float] = SLIDE_MEAN) -> tuple[int, ...]:
-    """The 0-255 fill colour of a per-channel ``mean`` in 0-1 units: holes in it normalise to about 0."""
-    if isinstance(mean, str) or not isinstance(mean, Sequence) or len(mean) == 0 or not all(
-            isinstance(m, int | float | np.integer | np.floating) and not isinstance(m, bool) and 0 <= m <= 1
-            for m in mean):
-        raise ValueError(f"mean must be per-channel floats in [0, 1], got {mean!r}")
-    return tuple(round(255 * float(m)) for m in mean)
+    """The 0-255 fill colour of a per-channel mean: holes in it normalise to about 0.
+
+    Args:
+        mean: per-channel floats in [0, 1] (the Normalize mean).
+
+    Returns:
+        One int in 0-255 per channel.
+    """
+    return tuple(round(255 * m) for m in check_floats("mean", mean, 0.0, 1.0))
 
 
 def _hole_px(hole_size: object, height: int, width: int) -> tuple[int, int]:
@@ -64,9 +56,22 @@ def nonoverlapping_holes(height: int, width: int, num_holes: int, hole_size: tup
 
     Holes are half-open pixel boxes ``x0, y0, x1, y1`` (``x1 - x0`` = hole width; touching edges is not an
     overlap). Each hole is drawn uniformly among positions that avoid the holes placed so far (``max_tries``
-    rejection draws per hole); if that gets stuck, the holes go to random cells of a randomly offset grid of
-    hole-sized cells. Raises ``ValueError`` when they cannot fit: at most ``(height // h) * (width // w)``
-    translates of an ``h x w`` box fit without overlap. Returns an ``(num_holes, 4)`` int64 array.
+    rejection draws per hole: column, then row); if that gets stuck, the holes go to random cells of a randomly
+    offset grid of hole-sized cells.
+
+    Args:
+        height, width: the image's size in px.
+        num_holes: >= 0.
+        hole_size: ``(h, w)``: two ints >= 1 (px), or two floats in (0, 1] (fractions of height and width).
+        rng: the generator every position is drawn from.
+        max_tries: rejection draws per hole before the grid fallback (>= 1).
+
+    Returns:
+        An ``(num_holes, 4)`` int64 array of ``x0, y0, x1, y1``.
+
+    Raises:
+        ValueError: the holes cannot fit: at most ``(height // h) * (width // w)`` translates of an ``h x w`` box
+            fit without overlap.
     """
     height, width = check_int("height", height), check_int("width", width)
     num_holes, max_tries = check_int("num_holes", num_holes, 0), check_int("max_tries", max_tries)
@@ -140,6 +145,7 @@ class _VisibleBoxes:
     """Mixin for albumentations' hole transforms: boxes shrink to their visible pixels (:func:`_visible_boxes`)."""
 
     def apply_to_bboxes(self, bboxes: np.ndarray, holes: np.ndarray, **params: Any) -> np.ndarray:
+        """albumentations' hook: normalized boxes (N, 4 + k) after ``holes`` (M, 4) px are filled."""
         processor = self.get_processor("bboxes")  # type: ignore[attr-defined]
         if holes.size == 0 or processor is None or len(bboxes) == 0:
             return bboxes
@@ -175,6 +181,7 @@ class NonOverlappingCutout(Cutout):
     drawn holes cannot fit raises ``ValueError``. Seeded by ``A.Compose(seed=...)``."""
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """albumentations' hook: draw the holes (count, one size, positions) from the transform's generators."""
         height, width = params["shape"][:2]
         num_holes = self.py_random.randint(*self.num_holes_range)
         heights, widths = self.calculate_hole_dimensions((height, width), self.hole_height_range,
@@ -185,11 +192,11 @@ class NonOverlappingCutout(Cutout):
 
 
 def _check_fill(fill: object) -> Fill:
-    values = fill if isinstance(fill, Sequence) and not isinstance(fill, str) else (fill,)
-    if len(values) == 0 or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 255
-                                   for v in values):
-        raise ValueError(f"fill must be a number or per-channel numbers in [0, 255], got {fill!r}")
-    return tuple(float(v) for v in values) if len(values) > 1 else float(values[0])
+    """A 0-255 colour: one number, or one per channel (a single one is returned as a float)."""
+    if isinstance(fill, Sequence) and not isinstance(fill, str):
+        values = check_floats("fill", fill, 0.0, 255.0)
+        return values if len(values) > 1 else values[0]
+    return check_float("fill", fill, 0.0, 255.0, hint="grey levels")
 
 
 def occlusion_policy(resolution: int, *, gridmask: bool = True, cutout: bool = True, erasing: bool = True,
@@ -199,17 +206,26 @@ def occlusion_policy(resolution: int, *, gridmask: bool = True, cutout: bool = T
 
     Each part runs with probability ``p``: GridMask (:class:`GridMask`, grid unit 8-16 % of the side, a square
     of ``0.3 * strength`` of the unit dropped), CutOut (:class:`NonOverlappingCutout`, 2-6 holes of
-    ``(3-6 %) * strength`` of the side) and random erasing (:class:`RandomErasing`, ``(2-10 %) * strength`` of the area,
-    aspect ratio within ``[1 / max_aspect, max_aspect]``). ``fill``: 0-255 colour, default the slides' mean
-    (:func:`mean_fill`). ``strength`` in [0, 1]: 0 returns no transform (identity). Returns a list to put after
-    the resize and before Normalize; no global geometry, so boxes and masks keep their place.
+    ``(3-6 %) * strength`` of the side) and random erasing (:class:`RandomErasing`, ``(2-10 %) * strength`` of the
+    area). No global geometry, so boxes and masks keep their place.
+
+    Args:
+        resolution: the images' side in px (>= 8).
+        gridmask, cutout, erasing: which parts to include.
+        fill: 0-255 colour of the holes, one number or one per channel; default the slides' mean (:func:`mean_fill`).
+        strength: in [0, 1]; 0 returns no transform (identity).
+        p: probability in [0, 1] of each part.
+        max_aspect: random erasing's aspect ratio lies within ``[1 / max_aspect, max_aspect]`` (>= 1).
+
+    Returns:
+        A list of transforms to put after the resize and before Normalize.
     """
     resolution = check_int("resolution", resolution, 8)
     strength = check_float("strength", strength, 0.0, 1.0)
     p = check_float("p", p, 0.0, 1.0)
     max_aspect = check_float("max_aspect", max_aspect, 1.0)
-    gridmask, cutout, erasing = (_check_flag(n, v) for n, v in (("gridmask", gridmask), ("cutout", cutout),
-                                                                ("erasing", erasing)))
+    gridmask, cutout, erasing = (check_bool(n, v) for n, v in (("gridmask", gridmask), ("cutout", cutout),
+                                                               ("erasing", erasing)))
     fill = mean_fill() if fill is None else _check_fill(fill)
     if strength == 0:
         return []
@@ -225,166 +241,3 @@ def occlusion_policy(resolution: int, *, gridmask: bool = True, cutout: bool = T
         steps.append(RandomErasing(scale=(0.02 * strength, 0.1 * strength), ratio=(1 / max_aspect, max_aspect),
                                    fill=fill, p=p))
     return steps
-
-
-class BatchMix:
-    """``x, y = mix(x, y)`` on a training batch: NCHW float ``x``, (N,) int64 class ids ``y`` -> mixed ``x`` and
-    (N, num_classes) soft labels whose rows sum to 1. Randomness from torch's global RNG (``fit`` seeds it)."""
-
-    def __init__(self, transform: Callable[..., Any], kind: str, num_classes: int, alpha: float) -> None:
-        self.transform, self.kind, self.num_classes, self.alpha = transform, kind, num_classes, alpha
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-            raise ValueError(f"x must be an NCHW float tensor, got {type(x).__name__} "
-                             f"{getattr(x, 'dtype', '')} with shape {tuple(getattr(x, 'shape', ()))}")
-        if not isinstance(y, torch.Tensor) or y.shape != (len(x),) or y.is_floating_point():
-            raise ValueError(f"y must be an (N,) = ({len(x)},) integer tensor of class ids, got {type(y).__name__} "
-                             f"{getattr(y, 'dtype', '')} with shape {tuple(getattr(y, 'shape', ()))}")
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-            raise ValueError(f"y must hold class ids in [0, {self.num_classes}), got {int(y.min())}..{int(y.max())}")
-        return self.transform(x, y)
-
-    def __repr__(self) -> str:
-        return f"mixing({self.kind!r}, num_classes={self.num_classes}, alpha={self.alpha})"
-
-
-def mixing(kind: str, num_classes: int, alpha: float = 1.0) -> BatchMix:
-    """torchvision v2 MixUp (``"mixup"``), CutMix (``"cutmix"``) or one of them at random per batch (``"both"``)
-    for ``hrlib.train.fit(batch_transform=...)``. ``num_classes`` (>= 2); ``alpha`` (> 0): the Beta(alpha, alpha)
-    parameter of the mixing weight (1: uniform in [0, 1]). Deterministic under ``torch.manual_seed``."""
-    if kind not in MIX_KINDS:
-        raise ValueError(f"kind must be one of {MIX_KINDS}, got {kind!r}")
-    num_classes = check_int("num_classes", num_classes, 2)
-    alpha = check_float("alpha", alpha, 0.0, low_open=True)
-    mixup, cutmix = v2.MixUp(alpha=alpha, num_classes=num_classes), v2.CutMix(alpha=alpha, num_classes=num_classes)
-    transform = {"mixup": mixup, "cutmix": cutmix}.get(kind) or v2.RandomChoice([mixup, cutmix])
-    return BatchMix(transform, kind, num_classes, alpha)
-
-
-def aligned(transforms: Sequence[A.BasicTransform], *, boxes: bool = True, masks: bool = True,
-            keypoints: bool = False, seed: int | None = None) -> A.Compose:
-    """A Compose that moves boxes, masks and keypoints with the pixels.
-
-    Call it as ``t(image=..., bboxes=(N, 4) x0 y0 x1 y1 px, box_labels=..., masks=[HxW, ...], keypoints=(K, 2)
-    x y px, keypoint_labels=...)``. ``boxes``: pascal_voc boxes, clipped to the image, removed only when nothing is
-    left (``box_labels`` tells which survived). ``masks``: masks are warped with nearest-neighbour interpolation, so
-    they stay binary. ``keypoints``: ``xy`` keypoints (pixel centres at integers), removed when they leave the
-    image; a reflecting border adds the mirrored copies that come into view (same label), as it does to the pixels
-    and masks (boxes get no mirrored copy). ``seed``: the same seed gives the same sequence of outputs.
-    """
-    if isinstance(transforms, A.BasicTransform) or not isinstance(transforms, Sequence):
-        transforms = [transforms]  # type: ignore[list-item]
-    for i, t in enumerate(transforms):
-        if not isinstance(t, A.BasicTransform | A.BaseCompose):
-            raise TypeError(f"transforms[{i}] must be an albumentations transform, got {type(t).__name__}")
-    seed = None if seed is None else check_int("seed", seed, 0)
-    boxes, masks, keypoints = (_check_flag(n, v) for n, v in (("boxes", boxes), ("masks", masks),
-                                                             ("keypoints", keypoints)))
-    transforms = list(transforms) or [A.NoOp()]  # an empty Compose warns that no transform uses the boxes
-    bbox_params = A.BboxParams(format="pascal_voc", label_fields=["box_labels"], min_visibility=0.0,
-                               clip=True) if boxes else None
-    keypoint_params = A.KeypointParams(format="xy", label_fields=["keypoint_labels"]) if keypoints else None
-    return A.Compose(transforms, bbox_params=bbox_params, keypoint_params=keypoint_params, seed=seed,
-                     mask_interpolation=cv2.INTER_NEAREST if masks else None)
-
-
-@dataclass(frozen=True)
-class Alignment:
-    """What :func:`alignment_error` measured, one entry per object and draw, in the output's pixels.
-
-    ``box_px``: max over the 4 coordinates of |transformed box - box of the transformed mask|. ``keypoint_px``:
-    distance from the transformed keypoint to the centroid of the transformed 3x3 marker around it (skipped when
-    either left the image). ``lost``: objects that left the image (box and mask both gone); ``mismatched``: only
-    one of the two gone (a sliver: a box clipped to less than a pixel, or a bug)."""
-
-    box_px: np.ndarray
-    keypoint_px: np.ndarray
-    lost: int
-    mismatched: int
-
-    def summary(self) -> dict[str, float]:
-        """Mean and max of both errors (NaN when nothing was measured), and the two counts."""
-        def stat(v: np.ndarray, f: Callable[[np.ndarray], Any]) -> float:
-            return float(f(v)) if v.size else float("nan")
-        return {"box_mean_px": stat(self.box_px, np.mean), "box_max_px": stat(self.box_px, np.max),
-                "keypoint_max_px": stat(self.keypoint_px, np.max), "lost": self.lost, "mismatched": self.mismatched}
-
-
-def _mask_box(m: np.ndarray) -> np.ndarray | None:
-    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    return None if rows.size == 0 else np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=float)
-
-
-def _object_masks(name: str, mask: object, boxes: np.ndarray, height: int, width: int) -> list[np.ndarray]:
-    """One uint8 mask per box: ``mask`` (N, H, W) as is, or an (H, W) mask cut to each box grown by 1 px."""
-    arr = np.asarray(mask)
-    if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
-        raise ValueError(f"{name} must be a finite bool or numeric mask, got {arr.dtype} with shape {arr.shape}")
-    if arr.shape == (len(boxes), height, width):
-        return [m.astype(np.uint8) for m in arr]
-    if arr.shape != (height, width):
-        raise ValueError(f"{name} must be an (H, W) = ({height}, {width}) or (N, H, W) = ({len(boxes)}, {height}, "
-                         f"{width}) mask, got shape {arr.shape}")
-    out = []
-    for x0, y0, x1, y1 in boxes:
-        m = np.zeros((height, width), np.uint8)
-        r0, c0 = max(0, int(y0) - 1), max(0, int(x0) - 1)
-        m[r0:int(np.ceil(y1)) + 1, c0:int(np.ceil(x1)) + 1] = arr[r0:int(np.ceil(y1)) + 1, c0:int(np.ceil(x1)) + 1]
-        out.append(m)
-    return out
-
-
-def alignment_error(image_size: int | tuple[int, int], boxes: np.ndarray, mask: np.ndarray,
-                    transform: A.BasicTransform | Sequence[A.BasicTransform], *, repeats: int = 5,
-                    seed: int = 0) -> Alignment:
-    """Coordinate precision of a geometric ``transform`` on boxes, masks and keypoints (claim C5).
-
-    ``image_size``: side or ``(height, width)`` in px (measure at full resolution). ``boxes``: (N, 4) ``x0, y0,
-    x1, y1`` px of the objects; ``mask``: (H, W) bool mask of the objects (each object = the mask inside its box)
-    or (N, H, W). Each of ``repeats`` draws (from ``seed``) runs ``transform`` through :func:`aligned` on boxes,
-    object masks, and keypoints at the box centres with a 3x3 marker mask around each. Exact transforms (flips)
-    give 0 for objects whose mask fills its box; warps add interpolation error (about a pixel), and rotating a
-    box by ``rotate_method="largest_box"`` encloses the rotated box, which is larger than the rotated object.
-    """
-    if isinstance(image_size, int | np.integer) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    if not (isinstance(image_size, Sequence | np.ndarray) and not isinstance(image_size, str) and len(image_size) == 2):
-        raise TypeError(f"image_size must be an int or (height, width), got {type(image_size).__name__} "
-                        f"{image_size!r}")
-    height, width = check_int("image_size height", image_size[0]), check_int("image_size width", image_size[1])
-    try:
-        boxes = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError):
-        boxes = np.full((0,), np.nan)  # rejected below
-    if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0 or not np.isfinite(boxes).all():
-        raise ValueError(f"boxes must be a non-empty finite (N, 4) array of x0, y0, x1, y1 px, got shape {boxes.shape}")
-    repeats = check_int("repeats", repeats)
-    objects = _object_masks("mask", mask, boxes, height, width)
-    centres = np.rint((boxes[:, :2] + boxes[:, 2:]) / 2 - 0.5).clip(1, [width - 2, height - 2])
-    markers = []
-    for cx, cy in centres.astype(int):
-        m = np.zeros((height, width), np.uint8)
-        m[cy - 1:cy + 2, cx - 1:cx + 2] = 1
-        markers.append(m)
-    pipeline = aligned(transform, keypoints=True, seed=check_int("seed", seed, 0))  # type: ignore[arg-type]
-    image, n = np.zeros((height, width), np.uint8), len(boxes)
-    box_err, kp_err, lost, mismatched = [], [], 0, 0
-    for _ in range(repeats):
-        out = pipeline(image=image, bboxes=boxes.astype(np.float32), box_labels=list(range(n)),
-                       masks=objects + markers, keypoints=centres, keypoint_labels=list(range(n)))
-        kept = {int(label): np.asarray(b, dtype=float) for label, b in zip(out["box_labels"], out["bboxes"],
-                                                                            strict=True)}
-        for i in range(n):
-            seen = _mask_box(np.asarray(out["masks"][i]))
-            if seen is None or i not in kept:
-                lost += seen is None and i not in kept
-                mismatched += (seen is None) != (i not in kept)
-                continue
-            box_err.append(np.abs(kept[i] - seen).max())
-            ys, xs = np.nonzero(np.asarray(out["masks"][n + i]))
-            copies = np.array([k for k, label in zip(out["keypoints"], out["keypoint_labels"], strict=True)
-                               if label == i]).reshape(-1, 2)
-            if xs.size and len(copies):  # the copy nearest the marker's centroid (reflection adds mirrored copies)
-                kp_err.append(float(np.hypot(copies[:, 0] - xs.mean(), copies[:, 1] - ys.mean()).min()))
-    return Alignment(np.asarray(box_err), np.asarray(kp_err), lost, mismatched)

@@ -1,4 +1,4 @@
-"""A batch statistics monitor (claim C9): catch a preprocessing bug from the numbers the model actually sees.
+"""A batch statistics monitor (lesson 02, claim C9): catch a preprocessing bug from the numbers the model sees.
 
 Every ``every`` batches :class:`BatchStatsMonitor` records, per channel of the NCHW batch, the mean, the std and
 the *detail* (RMS difference between neighbouring pixels, the fine texture that a blur removes), and compares them
@@ -23,7 +23,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_batch, check_bool, check_float, check_int
 from hrlib.train.history import Callback, TrainState
 
 __all__ = ["BatchStatsMonitor", "StatsFlag"]
@@ -31,8 +31,16 @@ __all__ = ["BatchStatsMonitor", "StatsFlag"]
 
 @dataclass(frozen=True)
 class StatsFlag:
-    """A flagged channel: ``stat`` is ``"std"``, ``"mean"`` or ``"detail"``; ``value`` what this batch had,
-    ``reference`` the median of the previous records; ``reason`` a sentence naming the likely bug."""
+    """A flagged channel.
+
+    Attributes:
+        step: the batch's step.
+        channel: the channel's index.
+        stat: ``"std"``, ``"mean"`` or ``"detail"``.
+        value: what this batch had.
+        reference: the median of the previous records.
+        reason: a sentence naming the likely bug.
+    """
 
     step: int
     channel: int
@@ -43,7 +51,14 @@ class StatsFlag:
 
 
 def batch_stats(x: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-channel ``mean``, ``std`` and ``detail`` ((C,) float64 arrays) of an NCHW float batch."""
+    """Per-channel statistics of a batch.
+
+    Args:
+        x: NCHW float tensor (trusted: :meth:`BatchStatsMonitor.observe` checks it).
+
+    Returns:
+        ``{"mean", "std", "detail"}``: (C,) float64 arrays.
+    """
     x = x.detach().float()
     dx, dy = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
     detail = ((dx.square().mean(dim=(0, 2, 3)) + dy.square().mean(dim=(0, 2, 3))) / 2).sqrt()
@@ -52,15 +67,20 @@ def batch_stats(x: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 class BatchStatsMonitor(Callback):
-    """Record per-channel batch statistics every ``every`` (>= 1) batches and flag sudden changes.
+    """Record per-channel batch statistics every ``every`` batches and flag sudden changes.
 
-    ``window`` (>= 1): records in the reference (flags start once there are that many); ``drop`` in (0, 1):
-    std/detail ratio below which a channel is flagged; ``rise`` (> 1): std ratio above which it is; ``shift`` (> 0):
-    mean change, in reference stds, above which it is; ``warn``: also ``warnings.warn`` once per flag (False keeps
-    notebooks quiet). Use it as a ``hrlib.train.fit`` callback (it observes ``state.inputs`` after each batch, at
-    ``state.step``), wrap a loader with :meth:`watch`, or call :meth:`observe` yourself. ``records``: one dict per
-    recorded batch with ``step``, ``shape`` (C, H, W) and (C,) arrays ``mean``, ``std``, ``detail``; ``flags``:
-    the :class:`StatsFlag` s so far.
+    Use it as a ``hrlib.train.fit`` callback (it observes ``state.inputs`` after each batch, at ``state.step``),
+    wrap a loader with :meth:`watch`, or call :meth:`observe` yourself. ``records``: one dict per recorded batch
+    with ``step``, ``shape`` (C, H, W) and (C,) arrays ``mean``, ``std``, ``detail``; ``flags``: the
+    :class:`StatsFlag` s so far.
+
+    Args:
+        every: record every ``every``-th step (>= 1).
+        window: records in the reference (>= 1); flags start once there are that many.
+        drop: std/detail ratio in (0, 1) below which a channel is flagged.
+        rise: std ratio (> 1) above which it is.
+        shift: mean change, in reference stds (> 0), above which it is.
+        warn: also ``warnings.warn`` once per flag (False keeps notebooks quiet).
     """
 
     def __init__(self, every: int = 10, *, window: int = 5, drop: float = 0.5, rise: float = 2.0,
@@ -69,19 +89,25 @@ class BatchStatsMonitor(Callback):
         self.drop = check_float("drop", drop, 0.0, 1.0, low_open=True, high_open=True)
         self.rise = check_float("rise", rise, 1.0, low_open=True)
         self.shift = check_float("shift", shift, 0.0, low_open=True)
-        if not isinstance(warn, bool | np.bool_):
-            raise TypeError(f"warn must be True or False, got {type(warn).__name__} {warn!r}")
-        self.warn = bool(warn)
+        self.warn = check_bool("warn", warn)
         self.records: list[dict] = []
         self.flags: list[StatsFlag] = []
 
     def observe(self, step: int, x: torch.Tensor) -> list[StatsFlag]:
-        """Record batch ``x`` (NCHW float tensor) if ``step`` (>= 0) is a multiple of ``every``; return new flags."""
+        """Record batch ``x`` if ``step`` is a multiple of ``every``, and compare it with the reference.
+
+        Args:
+            step: the batch's step (>= 0).
+            x: NCHW float tensor with N, C >= 1 and H, W >= 2.
+
+        Returns:
+            The new flags (empty when nothing changed or the batch was not recorded).
+        """
         step = check_int("step", step, 0)
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[2] < 2 or \
-                x.shape[3] < 2 or x.shape[0] < 1 or x.shape[1] < 1:
-            raise ValueError(f"x must be an NCHW float tensor with N, C >= 1 and H, W >= 2, got "
-                             f"{getattr(x, 'dtype', type(x))} with shape {tuple(getattr(x, 'shape', ()))}")
+        check_batch("x", x, finite=False)
+        if x.shape[1] < 1 or min(x.shape[2:]) < 2:
+            raise ValueError(f"x must be an NCHW float tensor with N, C >= 1 and H, W >= 2, got shape "
+                             f"{tuple(x.shape)}")
         if step % self.every:
             return []
         rec = {"step": step, "shape": tuple(x.shape[1:]), **batch_stats(x)}
@@ -116,8 +142,15 @@ class BatchStatsMonitor(Callback):
         return new
 
     def watch(self, loader: Iterable, start: int = 0) -> Iterator:
-        """Yield ``loader``'s batches unchanged, observing each one's first element (or the batch itself if it is a
-        tensor) with steps ``start, start + 1, ...``."""
+        """Yield ``loader``'s batches unchanged, observing each one's images.
+
+        Args:
+            loader: an iterable of tensors, or of tuples whose first element is the images.
+            start: the first batch's step (>= 0); steps then count up by one.
+
+        Returns:
+            An iterator over the batches.
+        """
         start = check_int("start", start, 0)
         if not isinstance(loader, Iterable):
             raise TypeError(f"loader must be an iterable of batches, got {type(loader).__name__} {loader!r:.60}")
@@ -129,12 +162,20 @@ class BatchStatsMonitor(Callback):
             yield batch
 
     def on_batch_end(self, state: TrainState) -> None:
+        """``fit``'s hook: observe ``state.inputs`` at ``state.step``."""
         if state.inputs is not None:
             self.observe(state.step, state.inputs)
 
     def plot(self, ax: Axes | Sequence[Axes] | None = None) -> Figure:
         """Per-channel std, detail and mean vs step; flagged steps as red dashed lines, flagged values as red
-        crosses. ``ax``: the axes to draw on, in that order (one axes: std only); default a new figure."""
+        crosses.
+
+        Args:
+            ax: the axes to draw on, in that order (one axes: std only); default a new figure.
+
+        Returns:
+            The figure.
+        """
         if ax is None:
             fig, axes = plt.subplots(3, 1, figsize=(7, 6), sharex=True, constrained_layout=True)
         else:

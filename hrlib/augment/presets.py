@@ -1,7 +1,8 @@
-"""Domain presets (claims C3, C10, C11, C32): augmentation that keeps each domain's label and physics.
+"""Domain presets (lesson 03; claims C3, C10, C11, C32): augmentation that keeps each domain's label and physics.
 
-:func:`preset` returns an albumentations 2.0 pipeline ending in Normalize + ToTensorV2 (CHW float32), and
-:class:`FixedPolicy` makes one a schedule for ``hrlib.train.fit``. What each domain keeps:
+:func:`preset` returns an albumentations 2.0 pipeline ending in Normalize + ToTensorV2 (CHW float32);
+``hrlib.staging.FixedSchedule`` makes one a schedule for ``hrlib.train.fit`` (:func:`train_and_evaluate` does
+both). What each domain keeps:
 
 * ``"industrial"``: a scratch's direction is its class, so rotation is bounded (``rotation="bounded"``, within
   ``+-rotation_limit`` degrees) or replaced by elastic deformation; ``"free"`` (any angle) is there to compare.
@@ -20,18 +21,17 @@ Normalization fits the task: :func:`dataset_stats` measures the training images'
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import albumentations as A
 import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_bool, check_float, check_floats, check_image, check_int
 from hrlib.augment.stain import HEDJitter
 
-__all__ = ["DOMAINS", "FLIPS", "IMAGENET_MEAN", "IMAGENET_STD", "RESIZES", "ROTATIONS", "FixedPolicy",
-           "dataset_stats", "imagenet_stats", "letterbox", "preset", "resize_steps", "train_and_evaluate"]
+__all__ = ["DOMAINS", "FLIPS", "IMAGENET_MEAN", "IMAGENET_STD", "RESIZES", "ROTATIONS", "dataset_stats",
+           "imagenet_stats", "letterbox", "preset", "resize_steps", "train_and_evaluate"]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -45,7 +45,14 @@ _DEFAULTS = {  # domain -> (rotation, flips, resize, fill)
 
 
 def imagenet_stats(channels: int = 3) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """ImageNet's mean/std for 3 channels; for 1 channel (grayscale) their averages (0.449, 0.226)."""
+    """ImageNet's Normalize statistics, for pretrained backbones.
+
+    Args:
+        channels: 3 (RGB), or 1 (grayscale: the averages of the three, 0.449 and 0.226).
+
+    Returns:
+        ``(mean, std)``, one value per channel, 0-1 units.
+    """
     if check_int("channels", channels) == 3:
         return IMAGENET_MEAN, IMAGENET_STD
     if channels == 1:
@@ -55,19 +62,24 @@ def imagenet_stats(channels: int = 3) -> tuple[tuple[float, ...], tuple[float, .
 
 def dataset_stats(images: Iterable[np.ndarray], max_value: float = 255.0) -> tuple[tuple[float, ...],
                                                                                    tuple[float, ...]]:
-    """Per-channel mean and std of ``images`` (HxW or HxWxC arrays, same C), in units of ``max_value`` (0-1).
+    """Per-channel mean and std of ``images``: the task's own Normalize statistics.
 
-    All pixels of all images count equally (images may differ in size). Returns ``(mean, std)`` tuples of
-    length C (1 for HxW images), for ``preset(..., mean=, std=)`` or ``A.Normalize``.
+    All pixels of all images count equally (images may differ in size).
+
+    Args:
+        images: HxW or HxWxC numeric arrays, all with the same C.
+        max_value: the pixel value that means 1 (255 for uint8 images).
+
+    Returns:
+        ``(mean, std)`` tuples of length C (1 for HxW images) in units of ``max_value``, for
+        ``preset(..., mean=, std=)`` or ``A.Normalize``.
     """
     max_value = check_float("max_value", max_value, 0.0, low_open=True)
     if isinstance(images, str | bytes | np.ndarray) or not isinstance(images, Iterable):
         raise TypeError(f"images must be an iterable of HxW or HxWxC arrays, got {type(images).__name__}")
     total, total_sq, count, channels = 0.0, 0.0, 0, None
     for i, image in enumerate(images):
-        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.dtype.kind not in "biuf":
-            raise ValueError(f"images[{i}] must be an HxW or HxWxC numeric array, got {type(image).__name__} with "
-                             f"dtype {getattr(image, 'dtype', None)} and shape {getattr(image, 'shape', None)}")
+        check_image(f"images[{i}]", image, channels=None, dtype="numeric", min_side=0)
         x = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float64) / max_value
         if channels is not None and x.shape[1] != channels:
             raise ValueError(f"images[{i}] must have {channels} channels like images[0], got {x.shape[1]}")
@@ -85,25 +97,22 @@ def dataset_stats(images: Iterable[np.ndarray], max_value: float = 255.0) -> tup
 def _fill(fill: float | Sequence[float]) -> float | tuple[float, ...]:
     """``fill`` as a finite float or a non-empty tuple of them (one per channel), or raise naming ``fill``."""
     if isinstance(fill, Sequence | np.ndarray) and not isinstance(fill, str | bytes):
-        if len(fill) == 0:
-            raise ValueError("fill must be a number or one number per channel, got an empty sequence")
-        return tuple(check_float(f"fill[{i}]", v, hint="grey levels") for i, v in enumerate(fill))
+        return check_floats("fill", fill)
     return check_float("fill", fill, hint="grey levels")
 
 
-def _check_floats(name: str, values: object, low: float = -np.inf, *, low_open: bool = False) -> tuple[float, ...]:
-    """``values`` as a non-empty tuple of finite floats (> or >= ``low``), or raise naming ``name``."""
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
-        raise TypeError(f"{name} must be a non-empty sequence of floats, got {type(values).__name__} {values!r:.60}")
-    return tuple(check_float(f"{name}[{i}]", v, low, low_open=low_open) for i, v in enumerate(values))
-
-
 def resize_steps(size: int, resize: str = "letterbox", fill: float | Sequence[float] = 0) -> list[A.BasicTransform]:
-    """albumentations steps that bring any image to ``size`` x ``size`` px.
+    """albumentations steps that bring any image to ``size`` x ``size`` px; both average areas when shrinking.
 
-    ``"letterbox"``: ``A.LongestMaxSize`` (the longer side to ``size``, aspect kept) + ``A.PadIfNeeded`` (centred,
-    constant ``fill`` in grey levels); ``"plain"``: ``A.Resize`` to a square (distorts a non-square image). Both
-    average areas when shrinking.
+    Args:
+        size: the output side in px.
+        resize: ``"letterbox"``: ``A.LongestMaxSize`` (the longer side to ``size``, aspect kept) +
+            ``A.PadIfNeeded`` (centred, constant ``fill``); ``"plain"``: ``A.Resize`` to a square (distorts a
+            non-square image).
+        fill: the padding in grey levels, one value or one per channel.
+
+    Returns:
+        The list of steps.
     """
     size = check_int("size", size)
     if resize not in RESIZES:
@@ -116,13 +125,17 @@ def resize_steps(size: int, resize: str = "letterbox", fill: float | Sequence[fl
 
 
 def letterbox(image: np.ndarray, size: int, fill: float | Sequence[float] = 0) -> np.ndarray:
-    """Resize ``image`` (HxW or HxWxC) so its longer side is ``size`` px, keeping its aspect, and pad it centred to
-    ``size`` x ``size`` with ``fill`` (grey levels, one value or one per channel). Returns the input's dtype."""
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
-        raise ValueError(f"image must be an HxW or HxWxC numpy array, got {type(image).__name__} with shape "
-                         f"{getattr(image, 'shape', None)}")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError("image must hold finite values, got NaN or inf")
+    """Resize ``image`` so its longer side is ``size`` px, keeping its aspect, and pad it centred to a square.
+
+    Args:
+        image: HxW or HxWxC numeric array.
+        size: the output side in px.
+        fill: the padding in grey levels, one value or one per channel.
+
+    Returns:
+        The ``size`` x ``size`` image, in the input's dtype.
+    """
+    check_image("image", image, channels=None, dtype="numeric")
     channels = 1 if image.ndim == 2 else image.shape[2]
     if isinstance(_fill(fill), tuple) and len(_fill(fill)) not in (1, channels):
         raise ValueError(f"fill must be one value or one per channel ({channels}), got {fill!r}")
@@ -150,8 +163,7 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
            std: Sequence[float] = IMAGENET_STD, rotation: str | None = None, rotation_limit: float = 10.0,
            flips: str | None = None, resize: str | None = None, brightness_contrast: float = 0.1,
            hed_strength: float = 0.05, fill: float | None = None, seed: int | None = None) -> A.Compose:
-    """The augmentation pipeline of ``domain`` (one of ``DOMAINS``) at ``resolution`` px, ending in Normalize and
-    ToTensorV2.
+    """The augmentation pipeline of ``domain`` at ``resolution`` px, ending in Normalize and ToTensorV2.
 
     Args:
         domain: ``"industrial"``, ``"xray"``, ``"document"`` or ``"pathology"`` (see the module docstring).
@@ -166,6 +178,9 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
         hed_strength: pathology only: ``sigma = bias`` of the HED jitter in the papers' units (0.05 "light").
         fill: pad / border value in grey levels (default 255 for document and pathology, 0 otherwise).
         seed: ``A.Compose`` seed (``hrlib.train.fit`` re-seeds it every epoch).
+
+    Returns:
+        The albumentations ``Compose``: uint8 image in, float32 CHW tensor out.
     """
     domain = _choice("domain", domain, DOMAINS)
     resolution = check_int("resolution", resolution)
@@ -177,10 +192,9 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
     brightness_contrast = check_float("brightness_contrast", brightness_contrast, 0.0, 1.0)
     fill = float(d_fill if fill is None else check_float("fill", fill, 0.0, 255.0))
     hed_strength = check_float("hed_strength", hed_strength, 0.0, hint="HED jitter sigma = bias, papers' units")
-    if not isinstance(train, bool | np.bool_):
-        raise TypeError(f"train must be True or False, got {type(train).__name__} {train!r}")
+    train = check_bool("train", train)
     seed = None if seed is None else check_int("seed", seed, 0)
-    mean, std = _check_floats("mean", mean), _check_floats("std", std)
+    mean, std = check_floats("mean", mean), check_floats("std", std)
     if len(mean) != len(std) or min(std) <= 0:
         raise ValueError(f"mean and std must have one value per channel and std > 0, got {mean!r} and {std!r}")
     steps = resize_steps(resolution, resize, fill)
@@ -197,52 +211,30 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
     return A.Compose(steps, seed=seed)
 
 
-@dataclass(frozen=True)
-class _Stage:
-    name: str
-    resolution: int
-
-
-class FixedPolicy:
-    """A one-stage schedule for ``hrlib.train.fit``: ``transform`` (e.g. a :func:`preset`) at ``resolution`` px
-    for every one of ``num_epochs`` epochs; ``name`` labels the stage in the history."""
-
-    def __init__(self, transform: A.Compose, resolution: int, num_epochs: int, name: str = "fixed") -> None:
-        if not callable(transform):
-            raise TypeError(f"transform must be callable as transform(image=...), got {type(transform).__name__}")
-        self.transform, self.resolution = transform, check_int("resolution", resolution)
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str (the stage's label), got {type(name).__name__} {name!r}")
-        self.num_epochs, self.name = check_int("num_epochs", num_epochs), name
-
-    def stage_at(self, epoch: int) -> _Stage:
-        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer):
-            raise TypeError(f"epoch must be an int, got {type(epoch).__name__} {epoch!r}")
-        if not 0 <= epoch < self.num_epochs:
-            raise IndexError(f"epoch must be in [0, {self.num_epochs}), got {epoch}")
-        return _Stage(self.name, self.resolution)
-
-    def resolution_at(self, epoch: int) -> int:
-        return self.stage_at(epoch).resolution
-
-    def train_transform(self, epoch: int) -> A.Compose:
-        self.stage_at(epoch)
-        return self.transform
-
-    def __repr__(self) -> str:
-        return f"FixedPolicy({self.name!r}, {self.resolution}px x{self.num_epochs})"
-
-
 def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compose, val_transform: A.Compose, *,
                        resolution: int, num_epochs: int, num_classes: int, in_channels: int = 1,
                        widths: Sequence[int] = (8, 16, 32), batch_size: int = 16, lr: float = 3e-3,
                        seed: int = 0) -> float:
-    """Train a fresh ``DSConvNet(num_classes, in_channels, widths)`` with ``transform`` for ``num_epochs`` epochs
-    (``hrlib.train.fit``, OneCycle, AdamW) and return its accuracy (0-1) on ``val_set`` under ``val_transform``.
-    ``seed`` fixes the weights, the batch order and the augmentation draws: one comparison run per call."""
+    """Train a fresh ``DSConvNet`` with ``transform`` (``hrlib.train.fit``, OneCycle, AdamW) and measure it.
+
+    Args:
+        train_set, val_set: map-style datasets of ``(image, label, ...)`` items with numpy images.
+        transform: the training transform (e.g. a :func:`preset`), through a ``hrlib.staging.FixedSchedule``.
+        val_transform: the deterministic validation transform.
+        resolution: the side in px that ``transform`` outputs.
+        num_epochs: >= 1.
+        num_classes: >= 2.
+        in_channels, widths: of the ``DSConvNet``.
+        batch_size, lr: of the training.
+        seed: fixes the weights, the batch order and the augmentation draws: one comparison run per call.
+
+    Returns:
+        The accuracy (0-1) on ``val_set`` under ``val_transform``.
+    """
     from hrlib.config import seed_everything
-    from hrlib.models import DSConvNet
-    from hrlib.train.engine import evaluate, fit
+    from hrlib.models.networks import DSConvNet
+    from hrlib.staging.schedule import FixedSchedule
+    from hrlib.train.fitting import evaluate, fit
 
     for name, data in (("train_set", train_set), ("val_set", val_set)):
         if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, str | bytes):
@@ -262,6 +254,6 @@ def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compos
     check_int("seed", seed, 0)
     seed_everything(seed)
     model = DSConvNet(num_classes, in_channels, widths)
-    fit(model, train_set, FixedPolicy(transform, resolution, num_epochs), lr=lr, batch_size=batch_size, seed=seed,
+    fit(model, train_set, FixedSchedule(transform, resolution, num_epochs), lr=lr, batch_size=batch_size, seed=seed,
         progress=False, count_macs=False)
     return evaluate(model, val_set, val_transform).accuracy

@@ -1,4 +1,4 @@
-"""Automatic annotation checks (claim C12): find broken boxes, labels and masks before they reach training.
+"""Automatic annotation checks (lesson 02, claim C12): find broken boxes, labels and masks before training.
 
 :func:`audit` returns a :class:`QAReport` of :class:`Finding` s; each kind (``KINDS``) names one root cause, so one
 error gives one finding. Box geometry gives at most one per box, the first that applies: ``non_finite_box``,
@@ -33,8 +33,15 @@ Key = tuple[str, int | None, str]
 
 @dataclass(frozen=True)
 class Annotation:
-    """One image's objects: ``image_size`` (height, width) px; ``boxes`` (N, 4) float ``x0, y0, x1, y1`` px;
-    ``labels`` (N,) int class ids; ``masks`` (N, height, width) bool, one per box, or None."""
+    """One image's objects.
+
+    Attributes:
+        image_id: unique among the annotations audited together.
+        image_size: (height, width) px.
+        boxes: (N, 4) float ``x0, y0, x1, y1`` px.
+        labels: (N,) int class ids.
+        masks: (N, height, width) bool, one per box, or None.
+    """
 
     image_id: str
     image_size: tuple[int, int]
@@ -45,8 +52,14 @@ class Annotation:
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: ``index`` is the object's index in its annotation (None: the whole image); ``kind`` is one
-    of ``KINDS``; ``detail`` says what was seen, e.g. ``"x1 (10) < x0 (30)"``."""
+    """One problem.
+
+    Attributes:
+        image_id: the annotation's id.
+        index: the object's index in its annotation (None: the whole image).
+        kind: one of ``KINDS``.
+        detail: what was seen, e.g. ``"x1 (10) < x0 (30)"``.
+    """
 
     image_id: str
     index: int | None
@@ -56,23 +69,42 @@ class Finding:
 
 @dataclass
 class QAReport:
-    """The findings of :func:`audit`, ordered by annotation, object index (image-level first) and kind."""
+    """The findings of :func:`audit`.
+
+    Attributes:
+        findings: ordered by annotation, object index (image-level first) and kind.
+    """
 
     findings: list[Finding] = field(default_factory=list)
 
     def keys(self) -> set[Key]:
-        """``{(image_id, index, kind)}``: compare with the set :func:`plant_errors` returns."""
+        """The findings as keys.
+
+        Returns:
+            ``{(image_id, index, kind)}``: compare with the set :func:`plant_errors` returns.
+        """
         return {(f.image_id, f.index, f.kind) for f in self.findings}
 
     def counts(self) -> dict[str, int]:
-        """Number of findings per kind, every kind in ``KINDS`` present (0 when none)."""
+        """Number of findings per kind.
+
+        Returns:
+            ``{kind: count}`` with every kind in ``KINDS`` (0 when none).
+        """
         out = dict.fromkeys(KINDS, 0)
         for f in self.findings:
             out[f.kind] += 1
         return out
 
     def table(self, max_rows: int = 20) -> str:
-        """A Markdown table of the first ``max_rows`` (>= 1) findings, with a last row counting the rest."""
+        """A Markdown table of the findings.
+
+        Args:
+            max_rows: rows shown (>= 1); a last row counts the rest.
+
+        Returns:
+            The table's text.
+        """
         max_rows = check_int("max_rows", max_rows, 1)
         rows: list[tuple[object, ...]] = [(f.image_id, "-" if f.index is None else f.index, f.kind, f.detail)
                                           for f in self.findings[:max_rows]]
@@ -83,7 +115,8 @@ class QAReport:
         return format_table(("image_id", "index", "kind", "detail"), rows)
 
     @property
-    def ok(self) -> bool:  # no findings
+    def ok(self) -> bool:
+        """Whether there is no finding."""
         return not self.findings
 
     def __len__(self) -> int:
@@ -190,10 +223,18 @@ def _audit_one(a: Annotation, boxes: np.ndarray, labels: np.ndarray, masks: np.n
 
 def audit(annotations: Sequence[Annotation], num_classes: int, *, duplicate_iou: float = 0.9,
           mask_tolerance_px: float = 2.0) -> QAReport:
-    """Check every object of every annotation (image ids unique; the kinds are in the module docstring) and
-    return a :class:`QAReport`. ``num_classes`` (>= 1): valid labels are ``0..num_classes - 1``; ``duplicate_iou``
-    in (0, 1]: the IoU from which two same-label boxes are one object annotated twice; ``mask_tolerance_px`` (>= 0):
-    how far outside its box a mask pixel may lie (a pixel counts if it overlaps the box grown by that much)."""
+    """Check every object of every annotation (the kinds are in the module docstring).
+
+    Args:
+        annotations: :class:`Annotation` s with unique image ids.
+        num_classes: valid labels are ``0..num_classes - 1`` (>= 1).
+        duplicate_iou: in (0, 1]: the IoU from which two same-label boxes are one object annotated twice.
+        mask_tolerance_px: how far outside its box a mask pixel may lie (>= 0; a pixel counts if it overlaps the box
+            grown by that much).
+
+    Returns:
+        A :class:`QAReport`.
+    """
     checked = _check_annotations(annotations)
     num_classes = check_int("num_classes", num_classes, 1)
     duplicate_iou = check_float("duplicate_iou", duplicate_iou, 0.0, 1.0, low_open=True)
@@ -208,23 +249,91 @@ def _stray_corner(box: np.ndarray, h: int, w: int) -> tuple[float, slice, slice]
     return float(max(left, right, top, bottom)), slice(max(r, 0), r + 2), slice(max(c, 0), c + 2)
 
 
+@dataclass
+class _Copies:
+    """The annotations being corrupted: per annotation its boxes, labels, masks (or None) and (height, width)."""
+
+    boxes: list[np.ndarray]
+    labels: list[np.ndarray]
+    masks: list[np.ndarray | None]
+    sizes: list[tuple[int, int]]
+
+
+def _eligible(kind: str, k: int, i: int, copies: _Copies, used: set[tuple[int, int]], bad_shape: set[int]) -> bool:
+    """Whether object ``i`` of annotation ``k`` is clean and can take an error of ``kind``."""
+    b, (h, w) = copies.boxes[k][i], copies.sizes[k]
+    return not ((k, i) in used or not (np.isfinite(b).all() and b[0] < b[2] and b[1] < b[3]) or (
+        kind in ("empty_mask", "mask_outside_box") and (copies.masks[k] is None or k in bad_shape)) or (
+        kind == "mask_outside_box" and _stray_corner(b, h, w)[0] < _STRAY_GAP_PX))
+
+
+def _corrupt(kind: str, k: int, i: int, copies: _Copies, rng: np.random.Generator, bad_label: int) -> int:
+    """Plant one error of ``kind`` on object ``i`` of annotation ``k``; return the index it is reported at.
+
+    Draws from ``rng``: the axis (0: x, 1: y), then what the kind needs (which coordinate, which value, ...).
+    """
+    b, (h, w) = copies.boxes[k][i], copies.sizes[k]
+    axis = int(rng.integers(2))
+    if kind == "non_finite_box":
+        b[rng.integers(4)] = rng.choice([np.nan, np.inf, -np.inf])
+    elif kind == "reversed_box":
+        for ax in ([0, 1] if rng.random() < 0.3 else [axis]):
+            b[ax], b[ax + 2] = b[ax + 2], b[ax]
+    elif kind == "empty_box":
+        b[axis + 2] = b[axis]
+    elif kind == "box_out_of_image":  # grow the box past one image edge: its mask stays inside it
+        side = (w, h)[axis]
+        step = rng.uniform(1.0, 1.0 + 0.25 * side)
+        if rng.random() < 0.5:
+            b[axis] = -step
+        else:
+            b[axis + 2] = side + step
+    elif kind == "label_out_of_range":
+        copies.labels[k][i] = bad_label
+    elif kind == "empty_mask":
+        copies.masks[k][i] = False  # type: ignore[index]
+    elif kind == "mask_outside_box":
+        _, rows, cols = _stray_corner(b, h, w)
+        copies.masks[k][i, rows, cols] = True  # type: ignore[index]
+    else:  # duplicate: the same object annotated twice, appended at the end
+        copies.boxes[k], copies.labels[k] = np.vstack([copies.boxes[k], b[None]]), \
+            np.append(copies.labels[k], copies.labels[k][i])
+        if copies.masks[k] is not None:
+            copies.masks[k] = np.concatenate([copies.masks[k], copies.masks[k][i][None]])
+        return len(copies.boxes[k]) - 1
+    return i
+
+
 def plant_errors(annotations: Sequence[Annotation], kinds: Sequence[str], *, seed: int = 0,
                  num_classes: int | None = None) -> tuple[list[Annotation], set[Key]]:
-    """Corrupt copies of ``annotations`` (left untouched) with one error per entry of ``kinds`` (names from
-    ``KINDS``, repeats allowed), each on a different object; return ``(corrupted, {(image_id, index, kind)})``. On
-    clean annotations ``audit`` finds exactly the returned set. Mask errors need masks; ``mask_shape`` (image-level)
-    adds a row to an annotation's masks; ``duplicate`` appends a copy of a clean object; ``box_out_of_image`` grows
-    a box past an image edge. ``seed`` (>= 0) fixes which objects and how; ``num_classes``: if given,
-    ``label_out_of_range`` sets the label to it (an off-by-one), else to -1."""
+    """Corrupt copies of ``annotations`` (left untouched) with one error per entry of ``kinds``, each on a different
+    object; on clean annotations ``audit`` finds exactly the returned set.
+
+    Mask errors need masks; ``mask_shape`` (image-level) adds a row to an annotation's masks; ``duplicate`` appends
+    a copy of a clean object; ``box_out_of_image`` grows a box past an image edge.
+
+    Args:
+        annotations: clean :class:`Annotation` s (image ids unique).
+        kinds: names from ``KINDS``, repeats allowed.
+        seed: fixes which objects and how (>= 0).
+        num_classes: if given, ``label_out_of_range`` sets the label to it (an off-by-one), else to -1.
+
+    Returns:
+        ``(corrupted annotations, {(image_id, index, kind)})``.
+
+    Raises:
+        ValueError: an unknown kind, or no clean object left for one.
+    """
     checked = _check_annotations(annotations)
     if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not all(k in KINDS for k in kinds):
         raise ValueError(f"kinds must be a sequence of names from {KINDS}, got {kinds!r}")
     rng = np.random.default_rng(check_int("seed", seed, 0))
     bad_label = -1 if num_classes is None else check_int("num_classes", num_classes, 1)
-    boxes = [b.astype(np.float64 if a.boxes.dtype.kind in "iu" else a.boxes.dtype) for a, b, _, _ in checked]
-    labels = [lab.astype(a.labels.dtype) for a, _, lab, _ in checked]
-    masks = [None if m is None else m.copy() for *_, m in checked]
-    objects = [(k, i) for k, b in enumerate(boxes) for i in range(len(b))]
+    copies = _Copies([b.astype(np.float64 if a.boxes.dtype.kind in "iu" else a.boxes.dtype) for a, b, _, _ in checked],
+                     [lab.astype(a.labels.dtype) for a, _, lab, _ in checked],
+                     [None if m is None else m.copy() for *_, m in checked],
+                     [tuple(int(v) for v in a.image_size) for a, *_ in checked])  # type: ignore[misc]
+    objects = [(k, i) for k, b in enumerate(copies.boxes) for i in range(len(b))]
     objects = [objects[j] for j in rng.permutation(len(objects))]
     used: set[tuple[int, int]] = set()
     bad_shape: set[int] = set()
@@ -232,63 +341,38 @@ def plant_errors(annotations: Sequence[Annotation], kinds: Sequence[str], *, see
     order = {"mask_shape": 0, "duplicate": 1}  # the pickiest kinds choose first
     for kind in sorted(kinds, key=lambda k: order.get(k, 2)):
         if kind == "mask_shape":
-            k = next((k for k in map(int, rng.permutation(len(boxes))) if masks[k] is not None and k not in
-                      bad_shape), None)
+            k = next((k for k in map(int, rng.permutation(len(copies.boxes))) if copies.masks[k] is not None and
+                      k not in bad_shape), None)
             if k is None:
                 raise ValueError("kinds asks for more 'mask_shape' errors than there are annotations with masks")
-            masks[k] = np.pad(masks[k], ((0, 0), (0, 1), (0, 0)))
+            copies.masks[k] = np.pad(copies.masks[k], ((0, 0), (0, 1), (0, 0)))
             bad_shape.add(k)
             planted.add((checked[k][0].image_id, None, kind))
             continue
-        for k, i in objects:
-            b, h, w = boxes[k][i], *checked[k][0].image_size
-            if (k, i) in used or not (np.isfinite(b).all() and b[0] < b[2] and b[1] < b[3]) or (
-                    kind in ("empty_mask", "mask_outside_box") and (masks[k] is None or k in bad_shape)) or (
-                    kind == "mask_outside_box" and _stray_corner(b, h, w)[0] < _STRAY_GAP_PX):
-                continue
-            break
-        else:
+        k, i = next(((k, i) for k, i in objects if _eligible(kind, k, i, copies, used, bad_shape)), (-1, -1))
+        if k < 0:
             raise ValueError(f"kinds: no clean object left to plant {kind!r} on ({len(kinds)} errors asked, "
                              f"{len(objects)} objects; mask errors need masks)")
         used.add((k, i))
-        index = i
-        axis = int(rng.integers(2))
-        if kind == "non_finite_box":
-            b[rng.integers(4)] = rng.choice([np.nan, np.inf, -np.inf])
-        elif kind == "reversed_box":
-            for ax in ([0, 1] if rng.random() < 0.3 else [axis]):
-                b[ax], b[ax + 2] = b[ax + 2], b[ax]
-        elif kind == "empty_box":
-            b[axis + 2] = b[axis]
-        elif kind == "box_out_of_image":  # grow the box past one image edge: its mask stays inside it
-            side = (w, h)[axis]
-            step = rng.uniform(1.0, 1.0 + 0.25 * side)
-            if rng.random() < 0.5:
-                b[axis] = -step
-            else:
-                b[axis + 2] = side + step
-        elif kind == "label_out_of_range":
-            labels[k][i] = bad_label
-        elif kind == "empty_mask":
-            masks[k][i] = False  # type: ignore[index]
-        elif kind == "mask_outside_box":
-            _, rows, cols = _stray_corner(b, h, w)
-            masks[k][i, rows, cols] = True  # type: ignore[index]
-        else:  # duplicate: the same object annotated twice, appended at the end
-            index = len(boxes[k])
-            boxes[k], labels[k] = np.vstack([boxes[k], b[None]]), np.append(labels[k], labels[k][i])
-            if masks[k] is not None:
-                masks[k] = np.concatenate([masks[k], masks[k][i][None]])
-            used.add((k, index))
+        index = _corrupt(kind, k, i, copies, rng, bad_label)
+        used.add((k, index))
         planted.add((checked[k][0].image_id, index, kind))
-    out = [Annotation(a.image_id, a.image_size, boxes[k], labels[k], masks[k]) for k, (a, *_) in enumerate(checked)]
+    out = [Annotation(a.image_id, a.image_size, copies.boxes[k], copies.labels[k], copies.masks[k])
+           for k, (a, *_) in enumerate(checked)]
     return out, planted
 
 
 def annotations_from_slides(slides: Sequence[Slide], image_ids: Sequence[str] | None = None) -> list[Annotation]:
-    """One :class:`Annotation` per ``hrlib.data.slides.Slide``: its evidence boxes, each labelled with the slide's
-    label,
-    and per-box masks (the slide's mask inside the pixels the box overlaps). ``image_ids`` default ``"slide_<i>"``."""
+    """One :class:`Annotation` per slide: its evidence boxes, each labelled with the slide's label, and per-box masks
+    (the slide's mask inside the pixels the box overlaps).
+
+    Args:
+        slides: ``hrlib.data.slides.Slide`` s.
+        image_ids: one id per slide (default ``"slide_<i>"``).
+
+    Returns:
+        The annotations, clean: :func:`audit` finds nothing in them.
+    """
     if isinstance(slides, Slide | str | bytes) or not isinstance(slides, Sequence):
         raise TypeError(f"slides must be a sequence of hrlib.data.slides.Slide, got {type(slides).__name__}")
     if image_ids is not None and (isinstance(image_ids, str | bytes) or not isinstance(image_ids, Sequence)):

@@ -1,4 +1,5 @@
-"""Band-consistent noise for multispectral images (claim C4): keep the physics that ties the bands together.
+"""Band-consistent noise for multispectral images (lesson 03, claim C4): keep the physics that ties the bands
+together.
 
 Neighbouring bands of a real sensor see the same scene, so their values are strongly correlated and spectral
 indices such as NDVI ``(nir - red) / (nir + red)`` carry the class. Noise drawn independently per band breaks that
@@ -22,28 +23,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_bool, check_float, check_image, check_int
 
-__all__ = ["NOISE_MODES", "band_correlation", "band_noise", "check_bands", "normalized_difference"]
+__all__ = ["NOISE_MODES", "band_correlation", "band_noise", "normalized_difference"]
 
 NOISE_MODES: tuple[str, ...] = ("independent", "shared", "multiplicative")
 
 
-def check_bands(image: object, bands: int | None = None, name: str = "image") -> np.ndarray:
-    """Return ``image`` if it is a non-empty HxWxB array, finite if float (B = ``bands`` when given); else raise
-    ``ValueError`` naming it (``name``: the argument's name in the message)."""
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str (the argument's name), got {type(name).__name__} {name!r}")
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.size == 0 or not (
-            np.issubdtype(image.dtype, np.floating) or image.dtype == np.uint8):
-        raise ValueError(f"{name} must be an HxWxB float or uint8 array (B >= 1 bands last, non-empty), got "
-                         f"{getattr(image, 'dtype', type(image).__name__)} with shape {getattr(image, 'shape', None)}")
-    if image.dtype != np.uint8 and not np.isfinite(image).all():
-        raise ValueError(f"{name} must hold finite values, got NaN or inf")
-    if bands is not None and image.shape[2] != check_int("bands", bands):
-        raise ValueError(f"{name} must have bands={bands} channels (the declared band count), got "
-                         f"{image.shape[2]} channels in shape {image.shape}")
-    return image
+def _check_bands(image: object, bands: int | None = None) -> np.ndarray:
+    """An HxWxB float (finite) or uint8 image, with B = ``bands`` when given; raise naming ``image``."""
+    arr = check_image("image", image, channels=None, gray=False, dtype="numeric")
+    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"image must hold float reflectances or uint8 values, got {arr.dtype}")
+    if bands is not None and arr.shape[2] != check_int("bands", bands):
+        raise ValueError(f"image must have bands={bands} channels (the declared band count), got "
+                         f"{arr.shape[2]} channels in shape {arr.shape}")
+    return arr
 
 
 def band_noise(image: np.ndarray, sigma: float, *, mode: str = "shared", rng: np.random.Generator,
@@ -63,7 +58,7 @@ def band_noise(image: np.ndarray, sigma: float, *, mode: str = "shared", rng: np
     Returns:
         An array of the input's shape and dtype (uint8 is rounded); equal to ``image`` when ``sigma = 0``.
     """
-    image = check_bands(image, bands)
+    image = _check_bands(image, bands)
     sigma = check_float("sigma", sigma, 0.0, hint="noise standard deviation")
     if mode not in NOISE_MODES:
         raise ValueError(f"mode must be one of {NOISE_MODES}, got {mode!r}")
@@ -75,8 +70,7 @@ def band_noise(image: np.ndarray, sigma: float, *, mode: str = "shared", rng: np
                          f"{scale!r} with mode={mode!r}")
     if scale is not None:
         scale = [check_float(f"scale[{i}]", v) for i, v in enumerate(np.asarray(scale).tolist())]
-    if not isinstance(clip, bool | np.bool_):
-        raise TypeError(f"clip must be True or False, got {type(clip).__name__} {clip!r}")
+    clip = check_bool("clip", clip)
     x = image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
     if mode == "independent":
         out = x + sigma * rng.standard_normal((h, w, b))
@@ -93,9 +87,17 @@ def band_noise(image: np.ndarray, sigma: float, *, mode: str = "shared", rng: np
 
 
 def normalized_difference(image: np.ndarray, a: int = 3, b: int = 2, eps: float = 1e-6) -> np.ndarray:
-    """``(band a - band b) / (band a + band b)`` per pixel, (H, W) float64 in [-1, 1]; NDVI with a = NIR, b = red
-    (bands ``BAND_NAMES = (blue, green, red, nir)`` of ``hrlib.data.synth``). ``eps`` guards a zero denominator."""
-    image = check_bands(image)
+    """``(band a - band b) / (band a + band b)`` per pixel; NDVI with a = NIR, b = red.
+
+    Args:
+        image: HxWxB float or uint8 bands (``BAND_NAMES = (blue, green, red, nir)`` of ``hrlib.data.synth``).
+        a, b: band indices (negative counts from the end).
+        eps: guards a zero denominator (> 0).
+
+    Returns:
+        (H, W) float64 in [-1, 1].
+    """
+    image = _check_bands(image)
     for name, i in (("a", a), ("b", b)):
         if isinstance(i, bool) or not (isinstance(i, int | np.integer) and -image.shape[2] <= i < image.shape[2]):
             raise ValueError(f"{name} must be a band index in [0, {image.shape[2]}), got {i!r}")
@@ -105,8 +107,15 @@ def normalized_difference(image: np.ndarray, a: int = 3, b: int = 2, eps: float 
 
 
 def band_correlation(image: np.ndarray) -> np.ndarray:
-    """(B, B) Pearson correlation between the bands' pixel values (1 on the diagonal); a constant band gives NaN."""
-    image = check_bands(image)
+    """Pearson correlation between the bands' pixel values.
+
+    Args:
+        image: HxWxB float or uint8 bands.
+
+    Returns:
+        (B, B) correlations (1 on the diagonal); a constant band gives NaN.
+    """
+    image = _check_bands(image)
     flat = image.reshape(-1, image.shape[2]).astype(np.float64).T
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.corrcoef(flat)

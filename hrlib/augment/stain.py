@@ -1,4 +1,4 @@
-"""HED-space stain jitter for pathology (claim C3) and a number for implausible colours.
+"""HED-space stain jitter for pathology (lesson 03, claim C3) and a number for implausible colours.
 
 Tellez et al. (2018, 2019) jitter each stain's concentration: ``c' = alpha * c + beta`` with ``alpha ~ U(1 - sigma,
 1 + sigma)`` and ``beta ~ U(-bias, bias)`` per stain (H, E, DAB), then go back to RGB. "HED light" is
@@ -45,11 +45,10 @@ import albumentations as A
 import numpy as np
 from skimage.color import hed2rgb, hed_from_rgb, rgb_from_hed
 
-from hrlib._checks import check_bool as _check_bool
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_bool, check_float, check_floats, check_image, check_int
 
-__all__ = ["CALIBRATION_ROWS", "SKIMAGE_PER_PAPER", "STAIN_NAMES", "HEDJitter", "calibration_table", "check_rgb",
-           "hed_adjust", "hed_jitter", "od_residual", "od_residual_map", "paper_hed_jitter"]
+__all__ = ["CALIBRATION_ROWS", "SKIMAGE_PER_PAPER", "STAIN_NAMES", "HEDJitter", "calibration_table", "hed_adjust",
+           "hed_jitter", "od_residual", "od_residual_map", "paper_hed_jitter"]
 
 STAIN_NAMES: tuple[str, ...] = ("hematoxylin", "eosin", "dab")
 SKIMAGE_PER_PAPER: float = -math.log(1e-6) / math.log(10.0)  # = 6: paper concentration / rgb2hed concentration
@@ -57,16 +56,9 @@ _UNITS = ("paper", "skimage")
 _EPS = 1e-6  # skimage's floor on I / 255 before the log
 
 
-def check_rgb(image: object, name: str = "image") -> np.ndarray:
-    """Return ``image`` if it is a non-empty HxWx3 uint8 RGB array; else raise ``ValueError`` naming ``name``."""
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str (the argument's name), got {type(name).__name__} {name!r}")
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
-            and image.size > 0):
-        raise ValueError(f"{name} must be an HxWx3 RGB uint8 array (stain unmixing needs the three colour channels), "
-                         f"got {getattr(image, 'dtype', type(image).__name__)} with shape "
-                         f"{getattr(image, 'shape', None)}")
-    return image
+def _check_rgb(image: object, name: str = "image") -> np.ndarray:
+    """An HxWx3 uint8 RGB image (stain unmixing needs the three colour channels); raise naming ``name``."""
+    return check_image(name, image, channels=(3,), gray=False)
 
 
 def _check_triple(name: str, value: object) -> np.ndarray:
@@ -100,11 +92,11 @@ def hed_adjust(image: np.ndarray, alpha: float | Sequence[float], beta: float | 
     Returns:
         HxWx3 uint8 RGB, rounded and clipped to 0-255 (the identity when alpha = 1 and beta = 0).
     """
-    image = check_rgb(image)
+    image = _check_rgb(image)
     if units not in _UNITS:
         raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
     alpha, beta = _check_triple("alpha", alpha), _check_triple("beta", beta)
-    nonnegative = _check_bool("nonnegative", nonnegative)
+    nonnegative = check_bool("nonnegative", nonnegative)
     if units == "paper":
         beta = beta / SKIMAGE_PER_PAPER
     rgb = np.maximum(image.astype(np.float64) / 255.0, _EPS)
@@ -139,20 +131,31 @@ def hed_jitter(image: np.ndarray, sigma: float = 0.05, bias: float = 0.05, *, rn
     bias = check_float("bias", bias, 0.0, hint="concentration shift half-range per stain")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    check_rgb(image)
+    _check_rgb(image)
     if units not in _UNITS:
         raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
-    nonnegative = _check_bool("nonnegative", nonnegative)
+    nonnegative = check_bool("nonnegative", nonnegative)
     alpha, beta = _draw(sigma, bias, rng)
     return hed_adjust(image, alpha, beta, units=units, nonnegative=nonnegative)
 
 
 def paper_hed_jitter(image: np.ndarray, alpha: Sequence[float], beta: Sequence[float], *,
                      background: float = 255.0) -> np.ndarray:
-    """The papers' transform, written independently as a reference: ``OD = -log10(max(I, 1) / I0)``, concentrations
-    ``c = OD @ pinv(S)`` with the unit-length Ruifrok stain vectors ``S`` (rows H, E, DAB), ``c' = alpha * c + beta``,
-    ``I = I0 * 10 ** -(c' @ S)``. ``background``: ``I0`` in grey levels. Returns HxWx3 uint8."""
-    image = check_rgb(image)
+    """The papers' transform, written independently as a reference.
+
+    ``OD = -log10(max(I, 1) / I0)``, concentrations ``c = OD @ pinv(S)`` with the unit-length Ruifrok stain vectors
+    ``S`` (rows H, E, DAB), ``c' = alpha * c + beta``, ``I = I0 * 10 ** -(c' @ S)``.
+
+    Args:
+        image: HxWx3 uint8 RGB.
+        alpha: scale per stain (H, E, DAB), or one float for all.
+        beta: shift per stain in the papers' units (optical density, log10), or one float.
+        background: ``I0``, the light level in grey levels (> 0).
+
+    Returns:
+        HxWx3 uint8 RGB.
+    """
+    image = _check_rgb(image)
     alpha, beta = _check_triple("alpha", alpha), _check_triple("beta", beta)
     background = _check_background(background)
     stains = rgb_from_hed / np.linalg.norm(rgb_from_hed, axis=1, keepdims=True)
@@ -163,9 +166,13 @@ def paper_hed_jitter(image: np.ndarray, alpha: Sequence[float], beta: Sequence[f
 
 
 class HEDJitter(A.ImageOnlyTransform):
-    """albumentations transform around :func:`hed_jitter`; ``seed`` (or ``A.Compose(seed=...)``) fixes the draws.
+    """albumentations transform around :func:`hed_jitter`: 3 scales, then 3 shifts drawn per call from the
+    transform's own generator.
 
-    ``sigma``, ``bias``, ``units``, ``nonnegative``: as in :func:`hed_jitter`; ``p``: probability of applying it.
+    Args:
+        sigma, bias, units, nonnegative: as in :func:`hed_jitter`.
+        seed: fixes the draws (>= 0; or seed the ``A.Compose`` around it).
+        p: probability of applying it.
     """
 
     def __init__(self, sigma: float = 0.05, bias: float = 0.05, units: str = "paper", nonnegative: bool = True,
@@ -175,18 +182,21 @@ class HEDJitter(A.ImageOnlyTransform):
         self.bias = check_float("bias", bias, 0.0)
         if units not in _UNITS:
             raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
-        self.units, self.nonnegative = units, _check_bool("nonnegative", nonnegative)
+        self.units, self.nonnegative = units, check_bool("nonnegative", nonnegative)
         if seed is not None:
             self.set_random_seed(check_int("seed", seed, 0))
 
     def get_params(self) -> dict[str, Any]:
+        """albumentations' hook: draw ``alpha`` (3 scales), then ``beta`` (3 shifts)."""
         alpha, beta = _draw(self.sigma, self.bias, self.random_generator)
         return {"alpha": alpha, "beta": beta}
 
     def apply(self, img: np.ndarray, alpha: np.ndarray, beta: np.ndarray, **params: Any) -> np.ndarray:
+        """albumentations' hook: :func:`hed_adjust` with the drawn parameters."""
         return hed_adjust(img, alpha, beta, units=self.units, nonnegative=self.nonnegative)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
+        """albumentations' hook: the arguments that describe the transform."""
         return ("sigma", "bias", "units", "nonnegative")
 
 
@@ -204,9 +214,17 @@ def od_residual_map(image: np.ndarray, stains: str = "HED", background: float = 
     """Per pixel: the optical density's distance to the stain cone ``{sum_s c_s v_s, c_s >= 0}`` and its norm.
 
     ``OD = -log10(max(I, 1) / background)``; the distance is the exact non-negative least-squares residual (the best
-    feasible least-squares fit over subsets of the stain vectors). Returns two (H, W) float arrays: residual, |OD|.
+    feasible least-squares fit over subsets of the stain vectors).
+
+    Args:
+        image: HxWx3 uint8 RGB.
+        stains: which Ruifrok vectors span the cone: letters from ``"HED"`` without repeats.
+        background: ``I0``, the light level in grey levels (> 0).
+
+    Returns:
+        Two (H, W) float arrays: the residual and ``|OD|``.
     """
-    image = check_rgb(image)
+    image = _check_rgb(image)
     basis, background = _basis(stains), _check_background(background)
     od = -np.log10(np.maximum(image.reshape(-1, 3).astype(np.float64), 1.0) / background)
     norm = np.linalg.norm(od, axis=1)
@@ -224,9 +242,14 @@ def od_residual_map(image: np.ndarray, stains: str = "HED", background: float = 
 def od_residual(image: np.ndarray, stains: str = "HED", background: float = 255.0) -> float:
     """Implausible-colour number: the fraction of optical density that no non-negative mix of the stains explains.
 
-    ``sum |residual| / sum |OD|`` over pixels (see :func:`od_residual_map`), in [0, 1]; about 0.001-0.01 for the
-    course's slides, 0.09 for the real IHC image (whose colours sit slightly off the Ruifrok vectors), higher after
-    RGB hue or saturation jitter. ``stains``: which Ruifrok vectors span the cone (``"HED"``, ``"HE"``, ``"HD"``).
+    About 0.001-0.01 for the course's slides, 0.09 for the real IHC image (whose colours sit slightly off the
+    Ruifrok vectors), higher after RGB hue or saturation jitter.
+
+    Args:
+        image, stains, background: as in :func:`od_residual_map`.
+
+    Returns:
+        ``sum |residual| / sum |OD|`` over pixels, in [0, 1].
     """
     res, norm = od_residual_map(image, stains, background)
     return float(res.sum() / max(norm.sum(), 1e-12))
@@ -242,23 +265,30 @@ def _mean_abs_change(a: np.ndarray, b: np.ndarray) -> float:
 
 def calibration_table(images: Sequence[np.ndarray], strengths: Sequence[float] = (0.0, 0.05, 0.2), *,
                       draws: int = 8, seed: int = 0) -> dict[str, dict[float, float]]:
-    """Mean |delta RGB| (grey levels) per method and strength ``sigma = bias`` over ``images`` (HxWx3 uint8).
+    """Mean |delta RGB| (grey levels) per method and strength ``sigma = bias`` (the module docstring's table).
 
-    Each image gets ``draws`` (>= 1) draws of alpha, beta from ``seed``, shared by the paper reference and hrlib
-    (the papers' transform in both unit conventions, and hrlib's default ``nonnegative=True``); ``A.HEStain``
-    (preset "ruifrok", whole image) draws its own from ``A.Compose(seed=seed)``,
-    with its shift range ``sigma`` ("A.HEStain") or ``sigma * ln 10`` ("A.HEStain ln10", the papers' log10 units).
-    Returns ``{row in CALIBRATION_ROWS: {strength: mean change}}``.
+    Each image gets ``draws`` draws of alpha, beta from ``seed``, shared by the paper reference and hrlib (the
+    papers' transform in both unit conventions, and hrlib's default ``nonnegative=True``); ``A.HEStain`` (preset
+    "ruifrok", whole image) draws its own from ``A.Compose(seed=seed)``, with its shift range ``sigma``
+    ("A.HEStain") or ``sigma * ln 10`` ("A.HEStain ln10", the papers' log10 units).
+
+    Args:
+        images: HxWx3 uint8 RGB images.
+        strengths: values of ``sigma = bias``, each in [0, 1).
+        draws: draws per image and strength (>= 1).
+        seed: seeds the draws (>= 0).
+
+    Returns:
+        ``{row in CALIBRATION_ROWS: {strength: mean change}}``.
     """
     if isinstance(images, str | bytes | np.ndarray) or not isinstance(images, Sequence):
         raise TypeError(f"images must be a sequence of HxWx3 uint8 arrays, got {type(images).__name__}")
-    images = [check_rgb(im, f"images[{i}]") for i, im in enumerate(images)]
+    images = [_check_rgb(im, f"images[{i}]") for i, im in enumerate(images)]
     if not images:
         raise ValueError("images must be a non-empty sequence, got 0 images")
     draws, seed = check_int("draws", draws), check_int("seed", seed, 0)
-    if isinstance(strengths, str | bytes) or not isinstance(strengths, Sequence | np.ndarray) or not len(strengths):
-        raise TypeError(f"strengths must be a non-empty sequence of floats in [0, 1), got {strengths!r:.60}")
-    strengths = [check_float(f"strengths[{i}]", s, 0.0, 1.0, high_open=True) for i, s in enumerate(strengths)]
+    strengths = [check_float(f"strengths[{i}]", s, 0.0, 1.0, high_open=True)
+                 for i, s in enumerate(check_floats("strengths", strengths))]
     out: dict[str, dict[float, float]] = {row: {} for row in CALIBRATION_ROWS}
     for s in strengths:
         rng = np.random.default_rng(seed)

@@ -1,45 +1,49 @@
-"""The course data (lesson 00; the generators of lesson 03): procedural slides with ground truth and small
-domain generators.
+"""The course data (lesson 00; the domain generators of lesson 03): procedural slides with ground truth, small
+domain generators and real images.
 
 Submodules:
 
-- ``hrlib.data.slides``: histology-like slides rendered through a stain model, datasets, real images bundled with
-scikit-image;
-- ``hrlib.data.synth``: multispectral, industrial-scratch, X-ray and document generators with known truth.
+- ``hrlib.data.slides``: histology-like slides rendered through a stain model (``make_slide``), their dataset, and
+  the measures of what shrinking loses (``downscale``, ``detail_energy``);
+- ``hrlib.data.synth``: multispectral, industrial-scratch and X-ray generators with known truth, and
+  ``SynthDataset`` over any generator;
+- ``hrlib.data.documents``: text-like pages whose class is the glyphs' aspect ratio;
+- ``hrlib.data.real``: real images bundled with scikit-image.
 """
 
+from hrlib.data.documents import DOCUMENT_CLASSES, GLYPH_ASPECTS, make_document
+from hrlib.data.real import REAL_IMAGES, real_image
 from hrlib.data.slides import (
-    BAND_NAMES,
     CLASS_NAMES,
-    DOCUMENT_CLASSES,
-    MULTISPECTRAL_CLASSES,
     RUIFROK_STAINS,
-    SCRATCH_CLASSES,
     SITES,
     SLIDE_MEAN,
     SLIDE_STD,
-    XRAY_CLASSES,
-    Sample,
     Site,
     Slide,
     SlideDataset,
-    SynthDataset,
     collate_slides,
     detail_energy,
     downscale,
     get_site,
-    make_document,
+    make_slide,
+)
+from hrlib.data.synth import (
+    BAND_NAMES,
+    MULTISPECTRAL_CLASSES,
+    SCRATCH_CLASSES,
+    XRAY_CLASSES,
+    Sample,
+    SynthDataset,
     make_multispectral,
     make_scratch,
-    make_slide,
     make_xray,
     ndvi,
-    real_image,
 )
 
 __all__ = [
-    "BAND_NAMES", "CLASS_NAMES", "DOCUMENT_CLASSES", "MULTISPECTRAL_CLASSES", "RUIFROK_STAINS", "SCRATCH_CLASSES",
-    "SITES", "SLIDE_MEAN", "SLIDE_STD", "Sample", "Site", "Slide", "SlideDataset", "SynthDataset", "XRAY_CLASSES",
-    "collate_slides", "detail_energy", "downscale", "get_site", "make_document", "make_multispectral",
-    "make_scratch", "make_slide", "make_xray", "ndvi", "real_image",
+    "BAND_NAMES", "CLASS_NAMES", "DOCUMENT_CLASSES", "GLYPH_ASPECTS", "MULTISPECTRAL_CLASSES", "REAL_IMAGES",
+    "RUIFROK_STAINS", "SCRATCH_CLASSES", "SITES", "SLIDE_MEAN", "SLIDE_STD", "XRAY_CLASSES", "Sample", "Site", "Slide",
+    "SlideDataset", "SynthDataset", "collate_slides", "detail_energy", "downscale", "get_site", "make_document",
+    "make_multispectral", "make_scratch", "make_slide", "make_xray", "ndvi", "real_image",
 ]

@@ -1,22 +1,14 @@
-"""The course data: procedural histology-like slides with ground truth, and real images bundled with scikit-image.
+"""The course's slides (lesson 00, used in every lesson): procedural histology-like slides with ground truth.
 
-A slide is rendered in two steps:
-
-1. **Layout** (from ``seed`` and ``label`` only): tissue texture, lumen, nuclei, decoys and targets, all in
-   normalised coordinates in [0, 1]. The layout does not depend on ``size`` or ``site``, so the same seed gives the
-   same slide at every resolution, and the same tissue seen through different scanners.
-2. **Rendering** (at ``size`` pixels through a ``Site``): stain concentrations per pixel, Beer-Lambert optical
-   density ``OD = sum_s c_s * v_s`` with hematoxylin/eosin/DAB stain vectors ``v_s``, intensity
-   ``I = I0 * 10**(-OD)``, then the site's blur and sensor noise.
+A slide's layout (tissue, nuclei, decoys, targets) comes from ``seed`` and ``label`` alone, in normalised
+coordinates, so the same seed gives the same slide at every resolution and through every scanner (``Site``); it is
+then rendered at ``size`` pixels with a Beer-Lambert stain model, the site's blur and sensor noise
+(``hrlib.data._render``).
 
 Classes (``CLASS_NAMES``): 0 ``normal``; 1 ``lesion``, a large region of crowded dark nuclei that survives
 downsampling; 2 ``target``, one to three small clusters of DAB granules. Every slide also carries smooth DAB blobs
 of the same size and stain ("decoys"), so a target is told from a decoy only by its fine granular texture: that is
-the evidence that disappears when the image is shrunk.
-
-The small domain generators of lesson 03 live in ``hrlib.data.synth`` and are re-exported here: ``make_multispectral``
-and ``ndvi`` (4-band fields), ``make_scratch`` (direction-dependent scratches), ``make_xray`` (laterality),
-``make_document`` (glyph aspect), their ``Sample`` and ``*_CLASSES``, and ``SynthDataset``.
+the evidence that disappears when the image is shrunk (:func:`downscale`, :func:`detail_energy`).
 """
 
 from __future__ import annotations
@@ -24,25 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_float, check_image, check_int
+from hrlib._io import atomic_write
 from hrlib.config import get_profile
+from hrlib.data._items import SeededItems
+from hrlib.data._render import ellipse_boxes, make_layout, render
 
-__all__ = ["BAND_NAMES", "CLASS_NAMES", "DOCUMENT_CLASSES", "MULTISPECTRAL_CLASSES", "RUIFROK_STAINS",
-           "SCRATCH_CLASSES", "SITES", "SLIDE_MEAN", "SLIDE_STD", "XRAY_CLASSES", "Sample", "Site", "Slide",
-           "SlideDataset", "SynthDataset", "collate_slides", "detail_energy", "downscale", "get_site", "make_document",
-           "make_multispectral", "make_scratch", "make_slide", "make_xray", "ndvi", "real_image"]
+__all__ = ["CLASS_NAMES", "RUIFROK_STAINS", "SITES", "SLIDE_MEAN", "SLIDE_STD", "Site", "Slide", "SlideDataset",
+           "collate_slides", "detail_energy", "downscale", "get_site", "make_slide"]
 
 CLASS_NAMES: tuple[str, ...] = ("normal", "lesion", "target")
 
@@ -52,7 +43,6 @@ CLASS_NAMES: tuple[str, ...] = ("normal", "lesion", "target")
 SLIDE_MEAN: tuple[float, float, float] = (0.814, 0.522, 0.857)
 SLIDE_STD: tuple[float, float, float] = (0.142, 0.175, 0.093)
 
-_LUMEN = -0.45  # texture level below which there is no tissue (white lumen)
 RUIFROK_STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 
 
@@ -100,6 +90,7 @@ class Site:
         check_float("noise", self.noise, 0.0, hint="noise std in 0-255 units")
 
     def stain_matrix(self) -> np.ndarray:
+        """The stain vectors as a (3, 3) array (rows H, E, DAB), each of unit length."""
         m = np.asarray(self.stains, dtype=np.float64)
         return m / np.linalg.norm(m, axis=1, keepdims=True)
 
@@ -138,154 +129,20 @@ class Slide:
     seed: int
 
 
-@dataclass
-class _Layout:
-    label: int
-    freqs: np.ndarray  # (K, 2) cycles per unit, texture field
-    phases: np.ndarray
-    amps: np.ndarray
-    nuclei: np.ndarray  # (n, 6): cx, cy, rx, ry, angle, H concentration
-    blobs: list[tuple[float, float, float, float]] = field(default_factory=list)  # decoys: cx, cy, r, DAB
-    granules: list[tuple[float, float, float, float]] = field(default_factory=list)  # cx, cy, r, DAB
-    evidence: list[tuple[float, float, float, float]] = field(default_factory=list)  # ellipses cx, cy, rx, ry
-
-
 def get_site(site: str | Site) -> Site:
-    """Return a ``Site`` from its name (one of ``SITES``) or pass a ``Site`` through."""
+    """A site from its name.
+
+    Args:
+        site: a name in ``SITES``, or a ``Site`` (passed through).
+
+    Returns:
+        The ``Site``.
+    """
     if isinstance(site, Site):
         return site
     if not isinstance(site, str) or site not in SITES:
         raise ValueError(f"site must be one of {sorted(SITES)} or a Site, got {site!r}")
     return SITES[site]
-
-
-def _field(layout: _Layout, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Smooth tissue texture in about [-1, 1] at normalised points ``(x[i], y[i])``."""
-    arg = 2 * np.pi * (np.outer(x, layout.freqs[:, 0]) + np.outer(y, layout.freqs[:, 1])) + layout.phases
-    return np.cos(arg) @ layout.amps
-
-
-def _field_grid(layout: _Layout, n: int) -> np.ndarray:
-    """The texture on an n x n pixel-centre grid, separably: cos(a + b) = cos a cos b - sin a sin b."""
-    g = (np.arange(n) + 0.5) / n
-    ax = 2 * np.pi * np.outer(layout.freqs[:, 0], g)  # (K, n) along x
-    by = 2 * np.pi * np.outer(layout.freqs[:, 1], g) + layout.phases[:, None]  # (K, n) along y
-    w = layout.amps[:, None]
-    return (np.cos(by) * w).T @ np.cos(ax) - (np.sin(by) * w).T @ np.sin(ax)
-
-
-def _make_layout(seed: int, label: int, target_frac: float, n_decoys: int, density: float) -> _Layout:
-    rng = np.random.default_rng([seed, 7])
-    k = 24
-    radius = rng.uniform(1.5, 14.0, k)
-    theta = rng.uniform(0, 2 * np.pi, k)
-    freqs = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
-    amps = 1.0 / radius
-    amps /= amps.sum() / 2.0
-    lay = _Layout(label, freqs, rng.uniform(0, 2 * np.pi, k), amps, np.zeros((0, 6)))
-
-    def in_tissue(p: np.ndarray, margin: float = 0.0) -> np.ndarray:
-        return _field(lay, p[:, 0], p[:, 1]) > _LUMEN + margin
-
-    n = rng.poisson(420 * density)
-    pts = rng.uniform(0.0, 1.0, (n, 2))
-    pts = pts[in_tissue(pts)]
-    nuc = [np.column_stack([pts, rng.uniform(0.006, 0.010, (len(pts), 2)), rng.uniform(0, np.pi, len(pts)),
-                            rng.uniform(0.35, 0.6, len(pts))])]
-    r_obj = target_frac / 2
-    if label == 1:  # lesion: a large region of crowded, enlarged, darker nuclei
-        rx, ry = rng.uniform(0.12, 0.18, 2)
-        cx, cy = rng.uniform(0.22, 0.78, 2)
-        m = rng.poisson(220 * density * rx * ry / 0.0225)
-        t = rng.uniform(0, 2 * np.pi, m)
-        s = np.sqrt(rng.uniform(0, 1, m))
-        p = np.column_stack([cx + rx * s * np.cos(t), cy + ry * s * np.sin(t)])
-        nuc.append(np.column_stack([p, rng.uniform(0.009, 0.014, (m, 2)), rng.uniform(0, np.pi, m),
-                                    rng.uniform(0.55, 0.8, m)]))
-        lay.evidence.append((cx, cy, rx + 0.01, ry + 0.01))
-    lay.nuclei = np.concatenate(nuc)
-    centers: list[tuple[float, float]] = []
-
-    def free_spot() -> tuple[float, float]:
-        for _ in range(500):  # inside tissue, away from other objects
-            c = tuple(rng.uniform(r_obj + 0.02, 1 - r_obj - 0.02, 2))
-            if in_tissue(np.array([c]), 0.25)[0] and all(
-                    np.hypot(c[0] - o[0], c[1] - o[1]) > 4 * r_obj for o in centers):
-                break
-        centers.append(c)  # type: ignore[arg-type]
-        return c  # type: ignore[return-value]
-
-    for _ in range(n_decoys):
-        cx, cy = free_spot()
-        lay.blobs.append((cx, cy, r_obj, rng.uniform(0.25, 0.45)))
-    if label == 2:  # targets: clusters of DAB granules
-        for _ in range(rng.integers(1, 4)):
-            cx, cy = free_spot()
-            lay.evidence.append((cx, cy, r_obj, r_obj))
-            for _ in range(rng.integers(10, 16)):
-                t, s = rng.uniform(0, 2 * np.pi), r_obj * 0.8 * np.sqrt(rng.uniform(0, 1))
-                lay.granules.append((cx + s * np.cos(t), cy + s * np.sin(t), r_obj * rng.uniform(0.12, 0.18),
-                                     rng.uniform(0.9, 1.4)))
-    return lay
-
-
-def _stamp(canvas: np.ndarray, cx: float, cy: float, rx: float, ry: float, angle: float, value: float,
-           smooth: bool = False) -> None:
-    """Add an anti-aliased ellipse (normalised units) of concentration ``value`` to ``canvas`` in place.
-
-    Coverage is normalised to the ellipse's area, so a sub-pixel object keeps its total stain at any resolution.
-    """
-    size = canvas.shape[0]
-    px, py, a, b = cx * size, cy * size, max(rx * size, 1e-3), max(ry * size, 1e-3)
-    r = max(a, b) + 1.5
-    x0, x1 = max(0, int(px - r)), min(size, int(np.ceil(px + r)))
-    y0, y1 = max(0, int(py - r)), min(size, int(np.ceil(py + r)))
-    if x0 >= x1 or y0 >= y1:
-        return
-    xs, ys = np.arange(x0, x1) + 0.5 - px, (np.arange(y0, y1) + 0.5 - py)[:, None]
-    c, s = np.cos(angle), np.sin(angle)
-    d = np.sqrt(((xs * c + ys * s) / a) ** 2 + ((-xs * s + ys * c) / b) ** 2)
-    cover = np.exp(-2.0 * d**2) if smooth else np.clip((1.0 - d) * min(a, b) + 0.5, 0.0, 1.0)
-    area = np.pi * a * b * (0.5 if smooth else 1.0)
-    total = cover.sum()
-    if total > area:
-        cover *= area / total
-    canvas[y0:y1, x0:x1] += value * cover
-
-
-def _render(lay: _Layout, size: int, site: Site, noise_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    grid = min(size, 256)  # the texture is smooth (< 15 cycles per side): evaluate coarse, then interpolate
-    tex = _field_grid(lay, grid)
-    if grid != size:
-        tex = cv2.resize(tex.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    tissue = np.clip((tex - _LUMEN) / 0.1, 0.0, 1.0)  # soft lumen edges
-    conc = np.zeros((3, size, size), dtype=np.float32)
-    conc[0] = 0.05 * tissue
-    conc[1] = tissue * (0.24 + 0.10 * tex)
-    for cx, cy, rx, ry, ang, h in lay.nuclei:
-        _stamp(conc[0], cx, cy, rx, ry, ang, h)
-    for cx, cy, r, dab in lay.blobs:
-        _stamp(conc[2], cx, cy, r, r, 0.0, dab * 1.6, smooth=True)
-    for cx, cy, r, dab in lay.granules:
-        _stamp(conc[2], cx, cy, r, r, 0.0, dab)
-    mask = np.zeros((size, size), dtype=np.float32)
-    for cx, cy, rx, ry in lay.evidence:
-        _stamp(mask, cx, cy, rx, ry, 0.0, 1.0)
-    basis = site.stain_matrix() * np.asarray(site.stain_scale)[:, None]  # (stain, rgb)
-    od = conc.reshape(3, -1).T @ basis.astype(np.float32)  # (pixels, rgb) optical density, base 10
-    img = (np.exp(-np.log(10.0) * od) * np.asarray(site.background, dtype=np.float32)).reshape(size, size, 3)
-    sigma = site.blur * size / 512
-    if sigma > 0.05:
-        img = cv2.GaussianBlur(img, (0, 0), sigmaX=sigma)
-    rng = np.random.default_rng(noise_seed)
-    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(site.noise)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask > 0.5
-
-
-def _boxes(ellipses: Sequence[tuple[float, float, float, float]], size: int) -> np.ndarray:
-    """Pixel ``x0, y0, x1, y1`` boxes of normalised ellipses ``(cx, cy, rx, ry)``, clipped to the image."""
-    out = np.asarray([(cx - rx, cy - ry, cx + rx, cy + ry) for cx, cy, rx, ry in ellipses], dtype=np.float64)
-    return (np.clip(out.reshape(-1, 4), 0.0, 1.0) * size).astype(np.float32)
 
 
 def make_slide(size: int | None = None, *, label: int | None = None, seed: int = 0, site: str | Site = "A",
@@ -319,24 +176,30 @@ def make_slide(size: int | None = None, *, label: int | None = None, seed: int =
     site_obj = get_site(site)
     if label is None:
         label = int(np.random.default_rng([seed, 3]).integers(len(CLASS_NAMES)))
-    lay = _make_layout(seed, label, target_frac, n_decoys, density)
+    lay = make_layout(seed, label, target_frac, n_decoys, density)
     noise_seed = int.from_bytes(hashlib.sha256(f"{seed}/{site_obj.name}/{size}".encode()).digest()[:8], "little")
-    image, mask = _render(lay, size, site_obj, noise_seed)
-    boxes = _boxes(lay.evidence, size)
-    decoys = _boxes([(cx, cy, r, r) for cx, cy, r, _ in lay.blobs], size)
+    basis = site_obj.stain_matrix() * np.asarray(site_obj.stain_scale)[:, None]  # (stain, rgb)
+    image, mask = render(lay, size, basis, site_obj.background, site_obj.blur, site_obj.noise, noise_seed)
+    boxes = ellipse_boxes(lay.evidence, size)
+    decoys = ellipse_boxes([(cx, cy, r, r) for cx, cy, r, _ in lay.blobs], size)
     return Slide(image, label, boxes, decoys, mask, site_obj.name, seed)
 
 
 def downscale(image: np.ndarray, factor: int) -> np.ndarray:
-    """Shrink an HxW or HxWxC image by an integer ``factor``: each ``factor x factor`` block becomes its mean.
+    """Shrink an image by an integer factor: each ``factor x factor`` block becomes its mean.
 
     Rows and columns that do not fill a whole block (the remainder of ``H // factor``) are cropped, so box
     coordinates simply divide by ``factor``. Area averaging is what a thumbnail does: fine texture is averaged
-    away rather than aliased. Returns the input's dtype (uint8 means are rounded).
+    away rather than aliased.
+
+    Args:
+        image: HxW or HxWxC numeric array.
+        factor: >= 1, at most the image's smaller side.
+
+    Returns:
+        The shrunk image, in the input's dtype (uint8 means are rounded).
     """
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
-        raise ValueError(f"image must be an HxW or HxWxC numpy array, got {type(image).__name__} "
-                         f"with shape {getattr(image, 'shape', None)}")
+    check_image("image", image, channels=None, dtype="numeric")
     factor = check_int("factor", factor, 1)
     h, w = image.shape[:2]
     if factor > min(h, w):
@@ -364,10 +227,7 @@ def detail_energy(image: np.ndarray, boxes: np.ndarray, sigma: float | None = No
     Returns:
         (N,) float array; NaN for a box with no pixel inside the image.
     """
-    if (not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8
-            or image.size == 0):
-        raise ValueError(f"image must be a non-empty HxWx3 uint8 array, got {getattr(image, 'dtype', type(image))} "
-                         f"with shape {getattr(image, 'shape', None)}")
+    check_image("image", image, channels=(3,), gray=False)
     try:
         boxes = np.asarray(boxes, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -391,16 +251,16 @@ def detail_energy(image: np.ndarray, boxes: np.ndarray, sigma: float | None = No
     return out
 
 
-class SlideDataset(Dataset):
+class SlideDataset(SeededItems):
     """``n`` procedural slides as a map-style torch ``Dataset`` of ``(image, label, boxes)``.
 
-    Item ``i`` is ``make_slide(size, label=i % 3, seed=hash(seed, i), site=sites[i % len(sites)])`` unless
+    Item ``i`` is ``make_slide(size, label=i % 3, seed=item_seed(i), site=sites[i % len(sites)])`` unless
     ``labels`` is given, so classes are balanced and any prefix of the dataset is too.
 
     Args:
         n: number of slides (>= 1).
         size: side in pixels (default: the profile's ``image_size``).
-        seed: dataset seed; item seeds are derived from ``(seed, i)``.
+        seed: dataset seed (>= 0); item seeds are derived from ``(seed, i)``.
         sites: site names cycled over items.
         labels: optional explicit label per item (length ``n``).
         transform: applied to the uint8 HWC image (e.g. a torchvision or albumentations pipeline wrapped in a
@@ -411,12 +271,13 @@ class SlideDataset(Dataset):
         **slide_kwargs: passed to ``make_slide`` (``target_frac``, ``n_decoys``, ``density``).
     """
 
+    unit = "slides"
+
     def __init__(self, n: int, size: int | None = None, *, seed: int = 0, sites: Sequence[str] = ("A",),
                  labels: Sequence[int] | None = None, transform: Callable[[np.ndarray], Any] | None = None,
                  cache_dir: str | os.PathLike | None = None, in_memory: bool = False, **slide_kwargs: Any) -> None:
-        self.n = check_int("n", n, 1)
+        super().__init__(n, seed, in_memory)
         self.size = get_profile().image_size if size is None else check_int("size", size, 1)
-        self.seed = check_int("seed", seed, 0)
         if isinstance(sites, str) or not sites:
             raise ValueError(f"sites must be a non-empty sequence of site names, got {sites!r}")
         try:
@@ -433,7 +294,6 @@ class SlideDataset(Dataset):
                              f"got {max(self.labels)}")
         self.transform = transform
         self.slide_kwargs = slide_kwargs
-        self._memory: dict[int, Slide] | None = {} if in_memory else None
         make_slide(8, seed=0, **slide_kwargs)  # validate the keyword arguments now, not in a worker
         self.cache_dir = None
         if cache_dir is not None:
@@ -442,25 +302,18 @@ class SlideDataset(Dataset):
             self.cache_dir = Path(cache_dir) / hashlib.sha256(key.encode()).hexdigest()[:16]
             self.cache_dir.mkdir(parents=True, exist_ok=True)
 
-    def __len__(self) -> int:
-        return self.n
-
-    def item_seed(self, i: int) -> int:
-        return int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0])
-
     def slide(self, i: int) -> Slide:
-        """The full ``Slide`` (with mask and decoys) of item ``i``, rendered or read from the cache."""
-        if not -self.n <= i < self.n:
-            raise IndexError(f"index {i} out of range for a dataset of {self.n} slides")
-        i %= self.n
-        if self._memory is not None and i in self._memory:
-            return self._memory[i]
-        s = self._load_or_render(i)
-        if self._memory is not None:
-            self._memory[i] = s
-        return s
+        """The full slide of an item, with mask and decoys.
 
-    def _load_or_render(self, i: int) -> Slide:
+        Args:
+            i: the item's index (negative counts from the end).
+
+        Returns:
+            The ``Slide``, rendered, read from the cache or taken from memory.
+        """
+        return self._item(i)
+
+    def _make(self, i: int) -> Slide:
         path = None if self.cache_dir is None else self.cache_dir / f"{i:06d}_{self.labels[i]}.npz"
         if path is not None and path.exists():
             try:
@@ -472,17 +325,11 @@ class SlideDataset(Dataset):
         s = make_slide(self.size, label=self.labels[i], seed=self.item_seed(i), site=self.sites[i % len(self.sites)],
                        **self.slide_kwargs)
         if path is not None:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, **{k: np.asarray(v) for k, v in asdict(s).items()})
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+            atomic_write(path, lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in asdict(s).items()}), "wb")
         return s
 
     def __getitem__(self, i: int) -> tuple[Any, int, np.ndarray]:
+        """Item ``i`` as ``(image or transform(image), label, boxes)``."""
         s = self.slide(i)
         image = s.image if self.transform is None else self.transform(s.image)
         return image, s.label, s.boxes
@@ -492,7 +339,12 @@ def collate_slides(batch: Sequence[tuple[Any, int, np.ndarray]]) -> tuple[torch.
                                                                           list[torch.Tensor]]:
     """DataLoader ``collate_fn`` for ``SlideDataset``: stacks images and labels, keeps boxes as a list.
 
-    uint8 HWC numpy images become a uint8 NHWC tensor; tensors from a transform are stacked as they are.
+    Args:
+        batch: ``(image, label, boxes)`` items; all images of one shape.
+
+    Returns:
+        ``(images, labels, boxes)``: uint8 HWC numpy images become a uint8 NHWC tensor, tensors from a transform
+        are stacked as they are; labels an int64 tensor; boxes a list of tensors.
     """
     if isinstance(batch, str | bytes) or not isinstance(batch, Sequence) or not batch or not all(
             isinstance(b, tuple | list) and len(b) == 3 for b in batch):
@@ -504,39 +356,3 @@ def collate_slides(batch: Sequence[tuple[Any, int, np.ndarray]]) -> tuple[torch.
     images = [torch.as_tensor(b[0]) for b in batch]
     return (torch.stack(images), torch.as_tensor([b[1] for b in batch]),
             [torch.as_tensor(b[2]) for b in batch])
-
-
-_REAL = {
-    "ihc": "immunohistochemistry", "retina": "retina", "hubble": "hubble_deep_field", "brick": "brick",
-    "gravel": "gravel", "grass": "grass", "text": "text", "page": "page", "camera": "camera", "coffee": "coffee",
-}
-
-
-def real_image(name: str) -> np.ndarray:
-    """A real image shipped inside scikit-image (no download), as uint8 HxWx3 or HxW.
-
-    Names: ``ihc`` (512x512 immunohistochemistry, H-DAB), ``retina`` (1411x1411 fundus), ``hubble`` (872x1000),
-    ``brick``, ``gravel``, ``grass`` (textures), ``text``, ``page`` (documents), ``camera``, ``coffee``.
-    """
-    if name not in _REAL:
-        raise ValueError(f"name must be one of {sorted(_REAL)}, got {name!r}")
-    import skimage.data
-
-    return np.ascontiguousarray(getattr(skimage.data, _REAL[name])())
-
-
-# the lesson-03 domain generators (hrlib.data.synth does not import this module, so the re-export is safe here)
-from hrlib.data.synth import (  # noqa: E402, F401
-    BAND_NAMES,
-    DOCUMENT_CLASSES,
-    MULTISPECTRAL_CLASSES,
-    SCRATCH_CLASSES,
-    XRAY_CLASSES,
-    Sample,
-    SynthDataset,
-    make_document,
-    make_multispectral,
-    make_scratch,
-    make_xray,
-    ndvi,
-)

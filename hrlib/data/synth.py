@@ -10,88 +10,34 @@ px, full 512 px; documents 64 / 256 px high). Which augmentation each task toler
   fixed); the class is the scratch direction in the image frame, i.e. relative to the grain. A free rotation turns
   the grain too and puts an ``along_grain`` label on a vertical scratch: an image that never occurs, mislabelled.
 - ``make_xray`` (C32): chest-like radiographs; the class is the heart's side, so a horizontal flip changes it.
-- ``make_document`` (C10): text-like pages of aspect 1-4; the class is the glyphs' aspect ratio, which plain
-  resizing to a square distorts (a wide page of extended glyphs looks condensed) and letterboxing keeps.
-- :class:`SynthDataset`: any of them as a torch ``Dataset`` of ``(image, label, boxes)``, like ``SlideDataset``.
+- ``hrlib.data.documents.make_document`` (C10): text-like pages whose class is the glyphs' aspect ratio.
+- :class:`SynthDataset`: any of the four as a torch ``Dataset`` of ``(image, label, boxes)``, like ``SlideDataset``.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
-from hrlib._checks import check_float, check_int
-from hrlib.config import get_profile
+from hrlib._checks import check_float, check_image, check_int
+from hrlib.data._items import SeededItems
+from hrlib.data._sample import MIN_SIZE, Sample, box, grid, smooth, start, to_uint8
+from hrlib.data.documents import DOCUMENT_CLASSES, make_document
 
-__all__ = ["BAND_NAMES", "DOCUMENT_CLASSES", "MULTISPECTRAL_CLASSES", "SCRATCH_CLASSES", "XRAY_CLASSES", "Sample",
-           "SynthDataset", "make_document", "make_multispectral", "make_scratch", "make_xray", "ndvi"]
+__all__ = ["BAND_NAMES", "MULTISPECTRAL_CLASSES", "SCRATCH_CLASSES", "XRAY_CLASSES", "Sample", "SynthDataset",
+           "make_multispectral", "make_scratch", "make_xray", "ndvi"]
 
 BAND_NAMES: tuple[str, ...] = ("blue", "green", "red", "nir")
 MULTISPECTRAL_CLASSES: tuple[str, ...] = ("bare_soil", "crop", "stressed_crop")
 SCRATCH_CLASSES: tuple[str, ...] = ("clean", "along_grain", "across_grain")
 XRAY_CLASSES: tuple[str, ...] = ("normal", "dextrocardia")
-DOCUMENT_CLASSES: tuple[str, ...] = ("condensed", "extended")
-GLYPH_ASPECTS: tuple[float, float] = (1.8, 0.6)  # glyph height / width of each document class (+-10 % per page)
 
 # reflectance (blue, green, red, nir): soil, tilled wet soil (bare_soil's field), crop, stressed crop
 _SOIL = np.array([0.12, 0.16, 0.21, 0.28], np.float32)
 _FIELDS = np.array([[0.08, 0.10, 0.13, 0.17], [0.04, 0.08, 0.05, 0.45], [0.05, 0.09, 0.065, 0.30]], np.float32)
-_MIN_SIZE = 32
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One generated image with its ground truth: ``image`` (see each generator), ``label`` (index into the
-    generator's ``*_CLASSES``), ``boxes`` ((N, 4) float32 ``x0, y0, x1, y1`` px of the class evidence, possibly
-    empty; the bounding box of ``mask``'s evidence), ``mask`` ((H, W) bool evidence) and ``meta`` (facts)."""
-
-    image: np.ndarray
-    label: int
-    boxes: np.ndarray
-    mask: np.ndarray | None
-    meta: dict[str, float] = field(default_factory=dict)
-
-
-def _start(size: int | None, fast: int, label: int | None, seed: int, classes: tuple[str, ...],
-           name: str = "size") -> tuple[int, int, np.random.Generator]:
-    """Validate the common arguments; return the size, the label and the layout generator."""
-    size = get_profile().pick(fast, 4 * fast) if size is None else check_int(name, size, _MIN_SIZE)
-    seed = check_int("seed", seed, 0)
-    if label is None:
-        label = int(np.random.default_rng([seed, 3]).integers(len(classes)))
-    else:
-        label = check_int("label", label, 0)
-        if label >= len(classes):
-            raise ValueError(f"label must be in 0..{len(classes) - 1} {classes}, got {label}")
-    return size, label, np.random.default_rng([seed, 11])
-
-
-def _box(mask: np.ndarray) -> np.ndarray:
-    """The (1, 4) float32 bounding box ``x0, y0, x1, y1`` of a bool mask's pixels ((0, 4) if empty)."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not len(rows):
-        return np.zeros((0, 4), np.float32)
-    return np.array([[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]], np.float32)
-
-
-def _smooth(rng: np.random.Generator, h: int, w: int, cells: int = 5) -> np.ndarray:
-    """A smooth random field of shape (h, w), about unit standard deviation (cubic upsampling of a coarse grid)."""
-    return cv2.resize(rng.standard_normal((cells, cells)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates normalised by the height: x (1, w) and y (h, 1)."""
-    return ((np.arange(w, dtype=np.float32) + 0.5) / h)[None], ((np.arange(h, dtype=np.float32) + 0.5) / h)[:, None]
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
 
 
 def make_multispectral(size: int | None = None, *, label: int | None = None, seed: int = 0,
@@ -109,10 +55,13 @@ def make_multispectral(size: int | None = None, *, label: int | None = None, see
         size, label, seed: side in px (>= 32, default 128 fast / 512 full), index into ``MULTISPECTRAL_CLASSES``
             (``None``: drawn from the seed), and the seed (>= 0) that fixes everything.
         noise: sensor noise std in reflectance units, independent per band and pixel, in [0, 0.5].
+
+    Returns:
+        The :class:`Sample`.
     """
-    size, label, rng = _start(size, 128, label, seed, MULTISPECTRAL_CLASSES)
+    size, label, rng = start(size, 128, label, seed, MULTISPECTRAL_CLASSES)
     noise = check_float("noise", noise, 0.0, 0.5, hint="sensor noise std, reflectance units")
-    x, y = _grid(size, size)
+    x, y = grid(size, size)
     w, h = rng.uniform(0.3, 0.6, 2) * size
     angle = rng.uniform(0, 180)
     corners = cv2.boxPoints((tuple(rng.uniform(0.3, 0.7, 2) * size), (w, h), angle))
@@ -123,32 +72,34 @@ def make_multispectral(size: int | None = None, *, label: int | None = None, see
     phase = x * np.float32(2 * np.pi * np.cos(theta) / period) + y * np.float32(2 * np.pi * np.sin(theta) / period)
     closure = rng.uniform(0.65, 0.85)  # mean canopy cover of the field
     if label == 2:  # stressed: even canopy with smooth mottling, no rows
-        cover = np.clip(closure + 0.1 * _smooth(rng, size, size, 9), 0, 1)
+        cover = np.clip(closure + 0.1 * smooth(rng, size, size, 9), 0, 1)
     else:  # rows of canopy (crop) or furrows (tilled soil)
         cover = closure + (1 - closure) * np.cos(phase)
-    soil = _SOIL * (1 + 0.12 * _smooth(rng, size, size, 6))[..., None]
+    soil = _SOIL * (1 + 0.12 * smooth(rng, size, size, 6))[..., None]
     cover = np.where(inside, cover, 0.0).astype(np.float32)[..., None]
-    light = rng.uniform(0.7, 1.3) * (1 + 0.15 * _smooth(rng, size, size, 4))  # exposure and shading, all bands
+    light = rng.uniform(0.7, 1.3) * (1 + 0.15 * smooth(rng, size, size, 4))  # exposure and shading, all bands
     clean = (cover * _FIELDS[label] + (1 - cover) * soil) * light[..., None]
     clean = np.clip(clean, 0, 1)
     image = clean + noise * rng.standard_normal(clean.shape, dtype=np.float32)
     mask = inside if label > 0 else np.zeros_like(inside)
     meta = {"ndvi": float(ndvi(clean)[inside].mean()) if inside.any() else float("nan"),
             "field_frac": float(inside.mean())}
-    return Sample(np.clip(image, 0, 1).astype(np.float32), label, _box(mask), mask, meta)
+    return Sample(np.clip(image, 0, 1).astype(np.float32), label, box(mask), mask, meta)
 
 
 def ndvi(image: np.ndarray, red: int = 2, nir: int = 3) -> np.ndarray:
-    """Normalised difference vegetation index ``(nir - red) / (nir + red)``: (H, W) float32 in [-1, 1].
+    """Normalised difference vegetation index ``(nir - red) / (nir + red)``.
 
-    ``image``: HxWxC reflectance (any real dtype; uint8 counts work too, the ratio is scale-free); ``red``,
-    ``nir``: band indices (default ``BAND_NAMES`` order). Pixels with ``nir + red == 0`` give 0.
+    Args:
+        image: HxWxC reflectance (any real dtype; uint8 counts work too, the ratio is scale-free).
+        red, nir: band indices (default ``BAND_NAMES`` order).
+
+    Returns:
+        (H, W) float32 in [-1, 1]; pixels with ``nir + red == 0`` give 0.
     """
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or not np.issubdtype(image.dtype, np.number):
-        raise ValueError(f"image must be an HxWxC numeric array of bands, got {getattr(image, 'dtype', type(image))} "
-                         f"with shape {getattr(image, 'shape', None)}")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError("image must hold finite reflectances, got NaN or inf")
+    check_image("image", image, channels=None, gray=False, dtype="numeric")
+    if image.dtype == bool:
+        raise ValueError("image must hold numeric reflectances, got a bool array")
     for name, band in (("red", red), ("nir", nir)):
         if check_int(name, band, 0) >= image.shape[2]:
             raise ValueError(f"{name} must be a band index < {image.shape[2]} (the image's bands), got {band}")
@@ -170,14 +121,17 @@ def make_scratch(size: int | None = None, *, label: int | None = None, seed: int
         size, label, seed: side in px (>= 32, default 128 fast / 512 full), index into ``SCRATCH_CLASSES`` (``None``:
             drawn from the seed), and the seed (>= 0) that fixes everything.
         grain: grain contrast multiplier (>= 0; 0 gives a plain surface).
+
+    Returns:
+        The :class:`Sample`.
     """
-    size, label, rng = _start(size, 128, label, seed, SCRATCH_CLASSES)
+    size, label, rng = start(size, 128, label, seed, SCRATCH_CLASSES)
     grain = check_float("grain", grain, 0.0, 10.0, hint="grain contrast multiplier")
     streaks = rng.standard_normal((size, size)).astype(np.float32)
     k = max(3, size // 6)
     streaks = cv2.blur(cv2.blur(streaks, (k, 1)), (k, 1))  # long along x, one pixel across
     streaks /= streaks.std() + 1e-6
-    x, y = _grid(size, size)
+    x, y = grid(size, size)
     phi = rng.uniform(0, 2 * np.pi)
     light = 0.55 + 0.12 * ((x - 0.5) * np.cos(phi) + (y - 0.5) * np.sin(phi)) - 0.1 * ((x - 0.5) ** 2 + (y - 0.5) ** 2)
     image = light + 0.035 * grain * streaks + 0.012 * rng.standard_normal((size, size), dtype=np.float32)
@@ -200,7 +154,7 @@ def make_scratch(size: int | None = None, *, label: int | None = None, seed: int
         cv2.polylines(layer, [np.rint(pts * 16).astype(np.int32)], False, 255, width, cv2.LINE_AA, shift=4)
         mask = layer > 127
         image += rng.choice([-1, 1]) * rng.uniform(0.14, 0.24) * layer.astype(np.float32) / 255
-    return Sample(_to_uint8(image), label, _box(mask), mask, {"angle": angle})
+    return Sample(to_uint8(image), label, box(mask), mask, {"angle": angle})
 
 
 def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float, soft: float) -> np.ndarray:
@@ -219,11 +173,16 @@ def make_xray(size: int | None = None, *, label: int | None = None, seed: int = 
     same seed, so a horizontal flip changes the class and nothing else. Boxes and mask: the heart.
     ``meta``: ``rotation`` (degrees), ``scale``, ``gamma``.
 
-    ``size``: side in px (>= 32, default 128 fast / 512 full); ``label``: index into ``XRAY_CLASSES`` (``None``:
-    drawn from the seed); ``seed`` (>= 0) fixes everything but the side: both classes share anatomy and pose.
+    Args:
+        size: side in px (>= 32, default 128 fast / 512 full).
+        label: index into ``XRAY_CLASSES`` (``None``: drawn from the seed).
+        seed: (>= 0) fixes everything but the side: both classes share anatomy and pose.
+
+    Returns:
+        The :class:`Sample`.
     """
-    size, label, rng = _start(size, 128, label, seed, XRAY_CLASSES)
-    x, y = _grid(size, size)
+    size, label, rng = start(size, 128, label, seed, XRAY_CLASSES)
+    x, y = grid(size, size)
     body = _ellipse(x, y, 0.5, 0.62, rng.uniform(0.44, 0.48), 0.62, 0.08)
     dome = rng.uniform(0.74, 0.8)
     lungs = sum(_ellipse(x, y, 0.5 + side * rng.uniform(0.17, 0.2), 0.48, rng.uniform(0.13, 0.16), 0.3, 0.15)
@@ -250,81 +209,10 @@ def make_xray(size: int | None = None, *, label: int | None = None, seed: int = 
     gamma = rng.uniform(0.7, 1.4)
     image = rng.uniform(0.8, 1.15) * np.clip(image, 0, 1) ** gamma + rng.uniform(-0.08, 0.08)
     image = cv2.GaussianBlur(image, (0, 0), sigmaX=0.5 * size / 128)
-    image = _to_uint8(image + 0.03 * rng.standard_normal((size, size), dtype=np.float32))
+    image = to_uint8(image + 0.03 * rng.standard_normal((size, size), dtype=np.float32))
     if label == 1:
         image, mask = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(mask[:, ::-1])
-    return Sample(image, label, _box(mask), mask, {"rotation": rotation, "scale": scale, "gamma": gamma})
-
-
-# glyph strokes on a 3x3 grid of anchors (fx, fy in {0, 0.5, 1}): the 12 grid edges and 8 cell diagonals
-_ANCHORS = [(i / 2, j / 2) for j in range(3) for i in range(3)]
-_EDGES = [(a, b) for a in range(9) for b in range(a + 1, 9)
-          if abs(_ANCHORS[a][0] - _ANCHORS[b][0]) <= 0.5 and abs(_ANCHORS[a][1] - _ANCHORS[b][1]) <= 0.5]
-_STEMS = [((f, 0.0), (f, 1.0)) for f in (0.0, 0.5, 1.0)]
-_BARS = [((0.0, f), (1.0, f)) for f in (0.0, 0.5, 1.0)] + [((0.0, 0.0), (1.0, 1.0)), ((0.0, 1.0), (1.0, 0.0))]
-
-
-def make_document(height: int | None = None, *, aspect: float | None = None, label: int | None = None,
-                  seed: int = 0, aspect_range: tuple[float, float] = (1.0, 4.0)) -> Sample:
-    """A text-like page: (height, round(height * aspect)) uint8 grayscale, dark glyph strokes on light paper.
-
-    2-3 lines of block glyphs (a full-height stem, a full-width bar and 0-2 short strokes each, so every glyph's ink
-    spans its box). The class is the glyphs' height / width (``GLYPH_ASPECTS``: ``condensed`` 1.8, ``extended``
-    0.6, +-10 % per page). A page is a horizontally scaled page of square glyphs (strokes, gaps and margins
-    included), so squeezing a page of aspect ``a`` into a square gives exactly the look of glyph aspect
-    ``glyph_aspect * a``: after a plain resize only that product is visible, and the classes overlap (an extended
-    page of aspect 3 looks condensed); ``aspect_range`` sets how much.
-    Boxes: one per text line (the bounding box of its ink); mask: the ink. ``meta``: ``aspect`` (width / height,
-    after rounding), ``glyph_aspect`` (the page's glyph height / width), ``glyph_height`` (px).
-
-    Args:
-        height, label, seed: page height in px (>= 32, default 64 fast / 256 full), index into ``DOCUMENT_CLASSES``
-            (``None``: drawn from the seed), and the seed (>= 0) that fixes everything.
-        aspect: page width / height in [0.25, 8]; ``None`` draws it uniformly from ``aspect_range``,
-            a ``(low, high)`` pair with 0.25 <= low <= high <= 8.
-    """
-    height, label, rng = _start(height, 64, label, seed, DOCUMENT_CLASSES, name="height")
-    if not (isinstance(aspect_range, tuple | list) and len(aspect_range) == 2 and all(
-            isinstance(v, int | float) for v in aspect_range) and 0.25 <= aspect_range[0] <= aspect_range[1] <= 8):
-        raise ValueError(f"aspect_range must be (low, high) with 0.25 <= low <= high <= 8, got {aspect_range!r}")
-    page_aspect = rng.uniform(*aspect_range)
-    if aspect is not None:
-        page_aspect = check_float("aspect", aspect, 0.25, 8.0, hint="page width / height")
-    width = max(1, round(height * page_aspect))
-    glyph_aspect = GLYPH_ASPECTS[label] * rng.uniform(0.9, 1.1)
-    n_lines = int(rng.integers(2, 4))
-    pitch = 0.8 * height / n_lines
-    gh = pitch * rng.uniform(0.55, 0.7)
-    gw = gh / glyph_aspect
-    strokes, line_of = [], []
-    for i in range(n_lines):
-        top, x = 0.1 * height + i * pitch + 0.5 * (pitch - gh), rng.uniform(0.3, 1.0) * gw
-        end = width - rng.uniform(0.3, 1.0) * gw - (rng.uniform(0, 0.4) * width if i == n_lines - 1 else 0)
-        while x + gw <= end:
-            parts = [_STEMS[rng.integers(3)], _BARS[rng.integers(5)]]
-            parts += [(_ANCHORS[a], _ANCHORS[b]) for a, b in (_EDGES[j] for j in rng.integers(0, 20, rng.integers(3)))]
-            strokes += [np.array([[x + p[0] * gw, top + p[1] * gh] for p in part]) for part in parts]
-            line_of += [i] * len(parts)
-            x += gw * (1.35 + (rng.uniform(0.6, 1.2) if rng.random() < 0.2 else 0.0))  # word gap
-    # draw 2x supersampled on a canvas where glyphs are square, then squeeze it to the page: a glyph is an
-    # anisotropically scaled square glyph (stems thin with it), so a plain resize of the page mimics another class
-    scale = np.array([2 * glyph_aspect, 2.0])
-    canvas = np.zeros((2 * height, int(np.ceil(2 * width * glyph_aspect))), np.uint8)
-    cv2.polylines(canvas, [np.rint(s * scale * 16).astype(np.int32) for s in strokes], False, 255,
-                  max(1, round(2 * gh * 0.13)), cv2.LINE_AA, shift=4)
-    ink = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
-    mask = ink > 127
-    boxes = []
-    for i in sorted(set(line_of)):  # each line's ink lies in its band of rows (the last band runs to the bottom:
-        y0 = int(0.1 * height + i * pitch)  # on small pages a thick stroke can reach past it)
-        y1 = int(0.1 * height + (i + 1) * pitch) if i < n_lines - 1 else height
-        boxes.append(_box(mask[y0:y1]) + np.float32([0, y0, 0, y0]))
-    x, y = _grid(height, width)
-    paper = rng.uniform(0.86, 0.96) + 0.03 * (x / max(page_aspect, 1e-6) - 0.5) * rng.uniform(-1, 1)
-    image = paper - (paper - rng.uniform(0.1, 0.3)) * ink.astype(np.float32) / 255
-    image = _to_uint8(image + 0.012 * rng.standard_normal((height, width), dtype=np.float32))
-    meta = {"aspect": width / height, "glyph_aspect": float(glyph_aspect), "glyph_height": float(gh)}
-    return Sample(image, label, np.concatenate(boxes + [np.zeros((0, 4), np.float32)]), mask, meta)
+    return Sample(image, label, box(mask), mask, {"rotation": rotation, "scale": scale, "gamma": gamma})
 
 
 _KINDS: dict[str, tuple[Callable[..., Sample], tuple[str, ...]]] = {
@@ -332,10 +220,10 @@ _KINDS: dict[str, tuple[Callable[..., Sample], tuple[str, ...]]] = {
     "xray": (make_xray, XRAY_CLASSES), "document": (make_document, DOCUMENT_CLASSES)}
 
 
-class SynthDataset(Dataset):
+class SynthDataset(SeededItems):
     """``n`` generated samples of one ``kind`` as a map-style torch ``Dataset`` of ``(image, label, boxes)``.
 
-    Item ``i`` is ``generator(size, label=i % num_classes, seed=hash(seed, i), **kwargs)`` (balanced classes in any
+    Item ``i`` is ``generator(size, label=i % num_classes, seed=item_seed(i), **kwargs)`` (balanced classes in any
     prefix). Documents differ in width: for ``hrlib.train.fit``, resize or letterbox them in the transform.
 
     Args:
@@ -350,57 +238,46 @@ class SynthDataset(Dataset):
         **kwargs: passed to the generator (``grain`` for scratch; ``aspect``, ``aspect_range`` for document).
     """
 
+    unit = "samples"
+
     def __init__(self, kind: str, n: int, size: int | None = None, *, seed: int = 0,
                  transform: Callable[[np.ndarray], Any] | None = None, channels: int | None = None,
                  in_memory: bool = False, **kwargs: Any) -> None:
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {tuple(_KINDS)}, got {kind!r}")
-        self.kind, (self._make, self.class_names) = kind, _KINDS[kind]
-        self.n, self.seed = check_int("n", n, 1), check_int("seed", seed, 0)
-        self.size = None if size is None else check_int("size", size, _MIN_SIZE)
+        self.kind, (self._generate, self.class_names) = kind, _KINDS[kind]
+        super().__init__(n, seed, in_memory)
+        self.size = None if size is None else check_int("size", size, MIN_SIZE)
         if (channels is not None and (isinstance(channels, bool) or not isinstance(channels, int | np.integer))) or \
                 channels not in (None, 1, 3) or (channels is not None and kind == "multispectral"):
             raise ValueError(f"channels must be None, 1 or 3 (1 and 3 for grayscale kinds only), got {channels!r} "
                              f"for kind {kind!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be a callable image -> anything or None, got {type(transform).__name__}")
-        if not isinstance(in_memory, bool):
-            raise TypeError(f"in_memory must be True or False, got {type(in_memory).__name__} {in_memory!r}")
         self.channels, self.transform, self.kwargs = channels, transform, kwargs
-        self._memory: dict[int, Sample] | None = {} if in_memory else None
-        self._make(_MIN_SIZE, label=0, seed=0, **kwargs)  # validate the keyword arguments now, not in a worker
+        self._generate(MIN_SIZE, label=0, seed=0, **kwargs)  # validate the keyword arguments now, not in a worker
 
     @property
     def num_classes(self) -> int:
+        """The kind's number of classes."""
         return len(self.class_names)
 
-    def __len__(self) -> int:
-        return self.n
-
-    def item_seed(self, i: int) -> int:
-        """The generator seed of item ``i`` (>= 0), derived from ``(seed, i)``."""
-        i = check_int("i", i, 0)
-        return int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0])
-
     def sample(self, i: int) -> Sample:
-        """The full :class:`Sample` (mask and meta too) of item ``i``."""
-        try:
-            if isinstance(i, bool):
-                raise TypeError
-            i = operator.index(i)
-        except TypeError:
-            raise TypeError(f"i must be an int index, got {type(i).__name__} {i!r}") from None
-        if not -self.n <= i < self.n:
-            raise IndexError(f"index {i} out of range for a dataset of {self.n} samples")
-        i %= self.n
-        if self._memory is not None and i in self._memory:
-            return self._memory[i]
-        s = self._make(self.size, label=i % self.num_classes, seed=self.item_seed(i), **self.kwargs)
-        if self._memory is not None:
-            self._memory[i] = s
-        return s
+        """The full sample of an item, mask and meta too.
+
+        Args:
+            i: the item's index (negative counts from the end).
+
+        Returns:
+            The :class:`Sample`, generated or taken from memory.
+        """
+        return self._item(i)
+
+    def _make(self, i: int) -> Sample:
+        return self._generate(self.size, label=i % self.num_classes, seed=self.item_seed(i), **self.kwargs)
 
     def __getitem__(self, i: int) -> tuple[Any, int, np.ndarray]:
+        """Item ``i`` as ``(image or transform(image), label, boxes)``."""
         s = self.sample(i)
         image = s.image if self.channels is None else np.repeat(s.image[..., None], self.channels, axis=2)
         return (image if self.transform is None else self.transform(image)), s.label, s.boxes

@@ -1,37 +1,25 @@
-"""Training diagnostics (lesson 06): gradient norms, detectors, clipping, memory and pruning.
+"""Training diagnostics (lesson 06): gradient norms, detectors, clipping, curves, memory and pruning.
 
 Submodules:
 
-- ``hrlib.diagnostics.monitors``: per-layer gradient norms, divergence and overfitting detectors, clipping, live plots;
+- ``hrlib.diagnostics.monitors``: per-layer gradient norms, divergence and overfitting detectors, clipping;
+- ``hrlib.diagnostics.curves``: the overfitting rule, learning-rate plot and live training curves;
 - ``hrlib.diagnostics.memory``: memory and time of one training step under mixed precision and checkpointing;
 - ``hrlib.diagnostics.pruning``: magnitude and channel pruning.
 """
 
-from hrlib.diagnostics.memory import (
-    MODES,
-    Checkpointed,
-    StepProfile,
-    compare_modes,
-    largest_batch,
-    profile_step,
-)
+from hrlib.diagnostics.curves import LivePlot, is_overfitting, plot_lr
+from hrlib.diagnostics.memory import MODES, Checkpointed, StepProfile, compare_modes, largest_batch, profile_step
 from hrlib.diagnostics.monitors import (
     DivergenceDetector,
     DivergenceReport,
     GradClipper,
     GradNormMonitor,
-    LivePlot,
     OverfitDetector,
     grad_norms,
-    is_overfitting,
-    plot_lr,
     total_grad_norm,
 )
-from hrlib.diagnostics.pruning import (
-    magnitude_prune,
-    prune_channels,
-    sparsity,
-)
+from hrlib.diagnostics.pruning import magnitude_prune, prune_channels, sparsity
 
 __all__ = [
     "Checkpointed", "DivergenceDetector", "DivergenceReport", "GradClipper", "GradNormMonitor", "LivePlot", "MODES",

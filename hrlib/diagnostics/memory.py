@@ -1,4 +1,5 @@
-"""Memory and time of one training step (forward + backward + SGD step) under mixed precision and checkpointing.
+"""Memory and time of one training step (lesson 06): forward + backward + SGD step, under mixed precision and
+checkpointing.
 
 Modes (:data:`MODES`): ``"fp32"``; ``"amp"`` (``torch.autocast``: float16 with ``torch.amp.GradScaler`` on CUDA,
 bfloat16 elsewhere); ``"checkpoint"`` (each child of ``model.features`` recomputed in the backward pass, see
@@ -19,12 +20,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from hrlib._checks import check_device, check_int
-from hrlib.models import SavedBytes, bare_copy
+from hrlib._checks import check_device, check_int, check_model
+from hrlib.models.cost import SavedBytes
+from hrlib.models.networks import bare_copy
 
 __all__ = ["MODES", "Checkpointed", "StepProfile", "compare_modes", "largest_batch", "profile_step"]
 
 MODES: tuple[str, ...] = ("fp32", "amp", "checkpoint", "amp+checkpoint")
+
+
+def _check_stages(model: object, mode: str) -> nn.Module:
+    """``model`` if it is a module with ``features`` (``nn.Sequential``) and ``head``; ``mode`` is named in errors."""
+    if not isinstance(getattr(check_model("model", model), "features", None), nn.Sequential) \
+            or not hasattr(model, "head"):
+        raise TypeError(f"model must have `features` (nn.Sequential) and `head`"
+                        f"{f' for mode {mode!r}' if mode else ''}, got {type(model).__name__}")
+    return model
 
 
 @contextlib.contextmanager
@@ -46,21 +57,32 @@ def _frozen_bn_stats(module: nn.Module) -> Iterator[None]:
 
 
 class Checkpointed(nn.Module):
-    """Run ``model`` (with ``features``, an ``nn.Sequential`` of stages, and ``head``) checkpointing each stage.
+    """Run ``model`` checkpointing each stage.
 
     Only each stage's input is kept for the backward pass; the stage is recomputed there
     (``torch.utils.checkpoint.checkpoint(..., use_reentrant=False)``). The wrapper shares ``model``'s parameters
     and changes nothing in it; BatchNorm running statistics are updated once per step, not again in the recompute.
+
+    Args:
+        model: a model with ``features`` (an ``nn.Sequential`` of stages) and ``head``, like hrlib's models.
+
+    Raises:
+        TypeError: ``model`` has no such ``features`` and ``head``.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        if not isinstance(getattr(model, "features", None), nn.Sequential) or not hasattr(model, "head"):
-            raise TypeError(f"model must have `features` (nn.Sequential) and `head`, got {type(model).__name__}")
-        self.model = model
+        self.model = _check_stages(model, "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the logits of ``model`` for images ``x`` (N, C, H, W)."""
+        """Run the model, one checkpointed stage at a time.
+
+        Args:
+            x: (N, C, H, W) images.
+
+        Returns:
+            The model's logits.
+        """
         for stage in self.model.features:
             x = checkpoint(stage, x, use_reentrant=False,
                            context_fn=lambda s=stage: (contextlib.nullcontext(), _frozen_bn_stats(s)))
@@ -71,12 +93,17 @@ class Checkpointed(nn.Module):
 class StepProfile:
     """One training step measured by :func:`profile_step`.
 
-    ``saved_bytes``: bytes autograd keeps for the backward pass during the forward (once per storage, parameters
-    and buffers excluded; checkpointed stages count only their inputs, their recompute in the backward does not
-    count). ``peak_bytes``: on CUDA, the rise of ``torch.cuda.max_memory_allocated`` over the step; elsewhere
-    ``saved_bytes`` plus, in checkpoint modes, the largest stage's own activations, which the backward recomputes one
-    stage at a time (an estimate from saved tensors: the CPU has no allocator peak counter). ``seconds``: median
-    wall time of one step. ``device``: where it ran, e.g. ``"cpu"``.
+    Args:
+        mode: one of :data:`MODES`.
+        batch_size: images per step.
+        image_size: their side, px.
+        peak_bytes: on CUDA, the rise of ``torch.cuda.max_memory_allocated`` over the step; elsewhere
+            ``saved_bytes`` plus, in checkpoint modes, the largest stage's own activations, which the backward
+            recomputes one stage at a time (an estimate from saved tensors: the CPU has no allocator peak counter).
+        saved_bytes: bytes autograd keeps for the backward pass during the forward (once per storage, parameters
+            and buffers excluded; checkpointed stages count only their inputs, not their recompute).
+        seconds: median wall time of one step (NaN when not timed).
+        device: where it ran, e.g. ``"cpu"``.
     """
 
     mode: str
@@ -92,15 +119,6 @@ def _check_mode(name: str, mode: object) -> str:
     if mode not in MODES:
         raise ValueError(f"{name} must be one of {list(MODES)}, got {mode!r}")
     return str(mode)
-
-
-def _check_model(model: object, mode: str) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if "checkpoint" in mode and not (isinstance(getattr(model, "features", None), nn.Sequential)
-                                     and hasattr(model, "head")):
-        raise TypeError(f"model must have `features` (nn.Sequential) and `head` for mode {mode!r}")
-    return model
 
 
 def _infer(model: nn.Module, kind: type[nn.Module], attr: str, name: str) -> int:
@@ -179,7 +197,7 @@ def _profile(model: nn.Module, batch_size: int, image_size: int, mode: str, num_
 def _resolve(model: object, mode: object, num_classes: int | None,
              device: str | torch.device | None) -> tuple[nn.Module, str, int, torch.device]:
     mode = _check_mode("mode", mode)
-    model = _check_model(model, mode)
+    model = _check_stages(model, mode) if "checkpoint" in mode else check_model("model", model)
     if num_classes is None:
         num_classes = _infer(model, nn.Linear, "out_features", "num_classes")
     num_classes = check_int("num_classes", num_classes)
@@ -193,9 +211,21 @@ def profile_step(model: nn.Module, *, batch_size: int, image_size: int, mode: st
     """Measure one training step of a deep copy of ``model`` (the caller's weights and mode stay as they were).
 
     Random (batch_size, C, image_size, image_size) images and labels from a fixed generator, cross-entropy, SGD.
-    ``batch_size``, ``image_size`` (px): ints >= 1; ``mode``: one of :data:`MODES`; ``num_classes``: labels
-    (default: out_features of the last ``nn.Linear``); ``repeats``: timed steps after one warm-up (>= 1);
-    ``device``: ``"cpu"``, ``"cuda"``, ... (default: :func:`hrlib.config.get_device`).
+
+    Args:
+        model: the classifier; its first ``nn.Conv2d`` sets the images' channels C.
+        batch_size: images per step, >= 1.
+        image_size: their side, px, >= 1.
+        mode: one of :data:`MODES`.
+        num_classes: the number of labels (default: ``out_features`` of the last ``nn.Linear``).
+        repeats: timed steps after one warm-up, >= 1.
+        device: ``"cpu"``, ``"cuda"``, ... (default: :func:`hrlib.config.get_device`).
+
+    Returns:
+        The step's memory and time.
+
+    Raises:
+        TypeError, ValueError: a malformed argument (the message names it).
     """
     batch_size, image_size = check_int("batch_size", batch_size), check_int("image_size", image_size)
     repeats = check_int("repeats", repeats)
@@ -206,7 +236,18 @@ def profile_step(model: nn.Module, *, batch_size: int, image_size: int, mode: st
 def compare_modes(model: nn.Module, *, batch_size: int, image_size: int, modes: Sequence[str] = MODES,
                   num_classes: int | None = None, repeats: int = 3,
                   device: str | torch.device | None = None) -> list[StepProfile]:
-    """:func:`profile_step` for each of ``modes`` (a non-empty sequence of :data:`MODES`) in one run, same inputs."""
+    """:func:`profile_step` for each of several modes in one run, on the same inputs.
+
+    Args:
+        model, batch_size, image_size, num_classes, repeats, device: as in :func:`profile_step`.
+        modes: a non-empty sequence of :data:`MODES`.
+
+    Returns:
+        One profile per mode, in order.
+
+    Raises:
+        TypeError, ValueError: a malformed argument (the message names it).
+    """
     if isinstance(modes, str) or not isinstance(modes, Sequence) or len(modes) == 0:
         raise TypeError(f"modes must be a non-empty sequence of {list(MODES)}, got {modes!r}")
     modes = [_check_mode(f"modes[{i}]", m) for i, m in enumerate(modes)]
@@ -217,12 +258,22 @@ def compare_modes(model: nn.Module, *, batch_size: int, image_size: int, modes: 
 def largest_batch(model: nn.Module, *, image_size: int, budget_bytes: int, mode: str = "fp32",
                   max_batch: int = 1024, num_classes: int | None = None,
                   device: str | torch.device | None = None) -> int:
-    """Largest batch (<= ``max_batch``) whose memory (``peak_bytes`` of :class:`StepProfile`) fits ``budget_bytes``.
+    """Largest batch whose memory (``peak_bytes`` of :class:`StepProfile`) fits a budget.
 
     Activation memory is linear in the batch, so batches 1 and 2 are measured and the line extrapolated; the
-    answer is then checked by measuring it and the next batch (searching further if needed). Returns 0 if
-    batch 1 does not fit. ``image_size`` (px), ``budget_bytes``, ``max_batch``: ints >= 1; the rest as in
-    :func:`profile_step`.
+    answer is then checked by measuring it and the next batch (searching further if needed).
+
+    Args:
+        model, mode, num_classes, device: as in :func:`profile_step`.
+        image_size: the images' side, px, >= 1.
+        budget_bytes: the memory budget, >= 1.
+        max_batch: the largest batch to consider, >= 1.
+
+    Returns:
+        The batch size, 0 if batch 1 does not fit.
+
+    Raises:
+        TypeError, ValueError: a malformed argument (the message names it).
     """
     image_size, budget_bytes = check_int("image_size", image_size), check_int("budget_bytes", budget_bytes)
     max_batch = check_int("max_batch", max_batch)

@@ -1,18 +1,16 @@
-"""Training diagnostics for lesson 06: per-layer gradient norms, divergence and overfitting detectors, clipping,
-learning-rate plots and live training curves.
+"""Training diagnostics for lesson 06: per-layer gradient norms, divergence and overfitting detectors, clipping.
 
-The functions (:func:`grad_norms`, :func:`total_grad_norm`, :func:`is_overfitting`) read a model's ``.grad`` or a
-list of losses and work in any hand-written loop; the :class:`hrlib.train.Callback` classes wrap them for
-:func:`hrlib.train.fit`. Nothing here registers hooks on the model: gradients are read after ``backward()``.
+The functions (:func:`grad_norms`, :func:`total_grad_norm`, and ``hrlib.diagnostics.curves.is_overfitting``) read
+a model's ``.grad`` or a list of losses and work in any hand-written loop; the :class:`hrlib.train.Callback`
+classes here wrap them for :func:`hrlib.train.fit` (and ``hrlib train``'s ``[diagnostics]`` table). Nothing here
+registers hooks on the model: gradients are read after ``backward()``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -22,31 +20,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from hrlib._checks import check_bool as _check_bool
-from hrlib._checks import check_float, check_int
-from hrlib.train.history import Callback, History, TrainState
+from hrlib._checks import check_axes, check_bool, check_float, check_int, check_model
+from hrlib.diagnostics.curves import is_overfitting
+from hrlib.train.history import Callback, TrainState
 
-__all__ = ["DivergenceDetector", "DivergenceReport", "GradClipper", "GradNormMonitor", "LivePlot", "OverfitDetector",
-           "grad_norms", "is_overfitting", "plot_lr", "total_grad_norm"]
-
-
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
-def _check_losses(name: str, values: object) -> Sequence[float]:
-    """A sequence of numbers (NaN allowed: a diverged epoch's loss), or raise naming ``name``."""
-    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray) or any(
-            isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) for v in values):
-        raise TypeError(f"{name} must be a sequence of losses (numbers, one per evaluation), got {values!r:.80}")
-    return values  # type: ignore[return-value]
-
-
-def _check_ax(ax: object) -> None:
-    if ax is not None and not isinstance(ax, Axes):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+__all__ = ["DivergenceDetector", "DivergenceReport", "GradClipper", "GradNormMonitor", "OverfitDetector",
+           "grad_norms", "total_grad_norm"]
 
 
 def _layer_grads(model: nn.Module) -> dict[str, list[torch.Tensor]]:
@@ -59,10 +38,20 @@ def _layer_grads(model: nn.Module) -> dict[str, list[torch.Tensor]]:
 
 
 def grad_norms(model: nn.Module) -> dict[str, float]:
-    """L2 norm of the gradient of each layer (module name -> sqrt of the sum of squares over its parameters'
-    ``.grad``, e.g. ``"features.0.0"``), in model order. Parameters without a gradient are skipped. Call it after
-    ``backward()`` (and after ``GradScaler.unscale_`` under AMP); a NaN/inf gradient gives a NaN/inf norm."""
-    groups = _layer_grads(_check_model(model))
+    """L2 norm of the gradient of each layer. Call it after ``backward()`` (and after ``GradScaler.unscale_``
+    under AMP).
+
+    Args:
+        model: the model whose ``.grad`` to read; parameters without a gradient are skipped.
+
+    Returns:
+        Module name (e.g. ``"features.0.0"``) -> sqrt of the sum of squares over its parameters' ``.grad``, in
+        model order; a NaN/inf gradient gives a NaN/inf norm.
+
+    Raises:
+        TypeError: ``model`` is not a module.
+    """
+    groups = _layer_grads(check_model("model", model))
     if not groups:
         return {}
     sq = [sum(g.float().pow(2).sum() for g in grads) for grads in groups.values()]
@@ -70,8 +59,18 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
 
 
 def total_grad_norm(model: nn.Module) -> float:
-    """L2 norm of all gradients together: what ``torch.nn.utils.clip_grad_norm_`` returns (0.0 without grads)."""
-    grads = [p.grad.detach() for p in _check_model(model).parameters() if p.grad is not None]
+    """L2 norm of all gradients together: what ``torch.nn.utils.clip_grad_norm_`` returns.
+
+    Args:
+        model: the model whose ``.grad`` to read.
+
+    Returns:
+        The norm (0.0 without gradients).
+
+    Raises:
+        TypeError: ``model`` is not a module.
+    """
+    grads = [p.grad.detach() for p in check_model("model", model).parameters() if p.grad is not None]
     if not grads:
         return 0.0
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0) for g in grads]), 2.0))
@@ -89,11 +88,14 @@ def _first_nonfinite(model: nn.Module, norms: dict[str, float]) -> tuple[str, st
 
 
 class GradNormMonitor(Callback):
-    """Record per-layer gradient norms every ``every_n_steps`` (>= 1) optimizer steps: steps 1, 1 + N, 1 + 2N...
+    """Record per-layer gradient norms every N optimizer steps: steps 1, 1 + N, 1 + 2N...
 
     ``steps``: the recorded steps; ``norms``: layer -> one norm per recorded step (NaN where a layer had no grad).
     With :func:`hrlib.train.fit` it records in ``on_after_backward``; in a plain loop call :meth:`record` after
     every ``backward()``. It only reads ``.grad``: no hooks, so no cost on the steps it skips.
+
+    Args:
+        every_n_steps: N, >= 1.
     """
 
     def __init__(self, every_n_steps: int = 10) -> None:
@@ -102,7 +104,15 @@ class GradNormMonitor(Callback):
         self.norms: dict[str, list[float]] = {}
 
     def record(self, model: nn.Module, step: int) -> bool:
-        """Record ``model``'s per-layer norms if ``step`` (>= 1) is due; returns whether it recorded."""
+        """Record ``model``'s per-layer norms if ``step`` is due.
+
+        Args:
+            model: the model, after ``backward()``.
+            step: the optimizer step, >= 1.
+
+        Returns:
+            Whether it recorded.
+        """
         step = check_int("step", step)
         if (step - 1) % self.every_n_steps:
             return False
@@ -118,14 +128,28 @@ class GradNormMonitor(Callback):
         self.record(state.model, state.step)
 
     def as_array(self) -> tuple[list[str], np.ndarray]:
-        """The layer names and a ``(recorded steps, layers)`` float array of their norms."""
+        """The recorded norms as an array.
+
+        Returns:
+            The layer names and a ``(recorded steps, layers)`` float array of their norms.
+        """
         layers = list(self.norms)
         values = np.array([self.norms[k] for k in layers], dtype=float).T.reshape(len(self.steps), len(layers))
         return layers, values
 
     def plot(self, ax: Axes | None = None) -> Figure:
-        """Heatmap of log10 gradient norms, layers (rows, input first) x recorded steps; zero norms are blank."""
-        _check_ax(ax)
+        """Heatmap of log10 gradient norms, layers (rows, input first) x recorded steps; zero norms are blank.
+
+        Args:
+            ax: the axes to draw on (default: a new figure).
+
+        Returns:
+            The figure.
+
+        Raises:
+            ValueError: nothing recorded yet.
+        """
+        check_axes("ax", ax, allow_none=True)
         layers, values = self.as_array()
         if not self.steps or not layers:
             raise ValueError("GradNormMonitor has recorded no gradient norms yet: run fit() or call record() first")
@@ -146,9 +170,17 @@ class GradNormMonitor(Callback):
 
 @dataclass(frozen=True)
 class DivergenceReport:
-    """The first problem a :class:`DivergenceDetector` saw: ``kind`` is one of :data:`DivergenceDetector.KINDS`;
-    ``layer``: first layer (model order) with a non-finite gradient, else the one with the largest norm (None
-    without gradients); ``message``: one readable sentence."""
+    """A problem a :class:`DivergenceDetector` saw.
+
+    Args:
+        step: the optimizer step.
+        epoch: the epoch.
+        kind: one of :data:`DivergenceDetector.KINDS`.
+        loss: the step's loss.
+        layer: the first layer (model order) with a non-finite gradient, else the one with the largest norm (None
+            without gradients).
+        message: one readable sentence.
+    """
 
     step: int
     epoch: int
@@ -159,23 +191,42 @@ class DivergenceReport:
 
 
 class DivergenceDetector(Callback):
-    """Flag the first NaN/inf loss, NaN/inf gradient, or loss spike (loss > ``spike_factor`` (> 1) x the median of
-    the last ``window`` (>= 5) finite losses; judged once 5 are known). The first problem is kept in
-    :attr:`report` and, with ``warn``, warned about (``RuntimeWarning``); with ``stop`` it sets
-    ``state.stop_training`` (fit ends after the epoch). Each check reads all gradients: one device sync per step.
+    """Flag the first NaN/inf loss, NaN/inf gradient, or loss spike; the first problem is kept in :attr:`report`.
+
+    Each check reads all gradients: one device sync per step.
+
+    Args:
+        spike_factor: a loss above this (> 1) x the median of the recent finite losses is a spike (judged once 5
+            are known).
+        window: how many recent finite losses the median takes, >= 5.
+        stop: set ``state.stop_training`` at the first problem (fit ends after the epoch).
+        warn: warn about the first problem (``RuntimeWarning``).
     """
 
     KINDS = ("nan_loss", "inf_loss", "nan_grad", "inf_grad", "spike")
 
     def __init__(self, spike_factor: float = 10.0, window: int = 20, stop: bool = True, warn: bool = True) -> None:
         self.spike_factor = check_float("spike_factor", spike_factor, 1.0, low_open=True)
-        self.window, self.stop = check_int("window", window, 5), _check_bool("stop", stop)
-        self.warn = _check_bool("warn", warn)
+        self.window, self.stop = check_int("window", window, 5), check_bool("stop", stop)
+        self.warn = check_bool("warn", warn)
         self.losses: deque[float] = deque(maxlen=self.window)
         self.report: DivergenceReport | None = None
 
     def check(self, model: nn.Module, loss: float | torch.Tensor, step: int, epoch: int = 0) -> DivergenceReport | None:
-        """Check one step (after ``backward()``): returns its problem or None; the first one is kept in ``report``."""
+        """Check one step, after ``backward()``; the first problem is kept in ``report``.
+
+        Args:
+            model: the model, with this step's gradients.
+            loss: the step's loss (a float or a 0-d tensor).
+            step: the optimizer step, >= 0.
+            epoch: the epoch, >= 0.
+
+        Returns:
+            The step's problem, or None.
+
+        Raises:
+            TypeError, ValueError: a malformed argument.
+        """
         if not isinstance(loss, int | float | torch.Tensor) or isinstance(loss, bool):
             raise TypeError(f"loss must be a float or a 0-d tensor, got {type(loss).__name__}")
         loss, step, epoch = float(loss), check_int("step", step, 0), check_int("epoch", epoch, 0)
@@ -217,13 +268,15 @@ class DivergenceDetector(Callback):
 
 
 class GradClipper(Callback):
-    """Clip the total gradient norm to ``max_norm`` (> 0) with ``torch.nn.utils.clip_grad_norm_`` before each step.
+    """Clip the total gradient norm with ``torch.nn.utils.clip_grad_norm_`` before each step.
 
     Order matters under AMP: unscale first, then clip (clipping scaled gradients compares ``max_norm`` with norms
-    inflated by the loss scale); :func:`hrlib.train.fit` unscales before ``on_after_backward``. Keeps the
-    pre-clip
+    inflated by the loss scale); :func:`hrlib.train.fit` unscales before ``on_after_backward``. Keeps the pre-clip
     norms (``norms``) and adds ``clip_rate`` (fraction of the epoch's steps clipped, 0-1) and
     ``grad_norm_median`` (pre-clip) to each epoch's row.
+
+    Args:
+        max_norm: the largest total gradient norm allowed, > 0.
     """
 
     def __init__(self, max_norm: float = 1.0) -> None:
@@ -234,8 +287,18 @@ class GradClipper(Callback):
         self._epoch_clipped = 0
 
     def clip(self, model: nn.Module) -> float:
-        """Clip ``model``'s gradients in place (call after ``backward()``/``unscale_``); returns the pre-clip norm."""
-        norm = float(torch.nn.utils.clip_grad_norm_(_check_model(model).parameters(), self.max_norm))
+        """Clip ``model``'s gradients in place; call it after ``backward()`` (and ``unscale_`` under AMP).
+
+        Args:
+            model: the model.
+
+        Returns:
+            The total norm before clipping.
+
+        Raises:
+            TypeError: ``model`` is not a module.
+        """
+        norm = float(torch.nn.utils.clip_grad_norm_(check_model("model", model).parameters(), self.max_norm))
         self.norms.append(norm)
         if norm > self.max_norm:
             self.clipped += 1
@@ -257,37 +320,39 @@ class GradClipper(Callback):
         state.row["grad_norm_median"] = float(np.median(epoch_norms)) if epoch_norms else math.nan
 
 
-def is_overfitting(train_losses: Sequence[float], val_losses: Sequence[float], patience: int = 3,
-                   min_delta: float = 0.0) -> bool:
-    """Whether, over the last ``patience`` (>= 1) evaluations, the train loss fell while no val loss beat the best
-    before them by more than ``min_delta`` (>= 0). Both sequences hold one loss per evaluation, oldest first."""
-    patience, min_delta = check_int("patience", patience), check_float("min_delta", min_delta, 0.0)
-    train_losses, val_losses = _check_losses("train_losses", train_losses), _check_losses("val_losses", val_losses)
-    if len(train_losses) != len(val_losses):
-        raise ValueError(f"train_losses and val_losses must have one value per evaluation, got lengths "
-                         f"{len(train_losses)} and {len(val_losses)}")
-    if len(val_losses) <= patience:
-        return False
-    train_fell = train_losses[-1] < train_losses[-1 - patience]
-    return bool(train_fell and min(val_losses[-patience:]) >= min(val_losses[:-patience]) - min_delta)
-
-
 class OverfitDetector(Callback):
-    """Flag overfitting (:func:`is_overfitting`) at each epoch with a finite ``val_loss``; adds ``overfitting``
-    (bool) to those rows, keeps the first flagged epoch in ``flagged_epoch``; with ``stop``, ends training there.
-    In a plain loop call :meth:`update` after each evaluation."""
+    """Flag overfitting (:func:`is_overfitting`) at each epoch with a finite ``val_loss``.
+
+    Adds ``overfitting`` (bool) to those rows and keeps the first flagged epoch in ``flagged_epoch``. In a plain
+    loop call :meth:`update` after each evaluation.
+
+    Args:
+        patience, min_delta: as in :func:`is_overfitting`.
+        stop: end training at the first flagged epoch.
+    """
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0, stop: bool = False) -> None:
         self.patience = check_int("patience", patience)
         self.min_delta = check_float("min_delta", min_delta, 0.0)
-        self.stop = _check_bool("stop", stop)
+        self.stop = check_bool("stop", stop)
         self.train_losses: list[float] = []
         self.val_losses: list[float] = []
         self.flagged_epoch: int | None = None
 
     def update(self, epoch: int, train_loss: float, val_loss: float) -> bool:
-        """Add one evaluation (``epoch`` >= 0; ``val_loss`` finite: skip epochs without validation); returns
-        whether the run overfits now (``flagged_epoch`` keeps the first epoch)."""
+        """Add one evaluation.
+
+        Args:
+            epoch: the epoch, >= 0.
+            train_loss: its training loss.
+            val_loss: its validation loss, finite (skip epochs without validation).
+
+        Returns:
+            Whether the run overfits now (``flagged_epoch`` keeps the first such epoch).
+
+        Raises:
+            TypeError, ValueError: a malformed argument.
+        """
         epoch = check_int("epoch", epoch, 0)
         if isinstance(train_loss, bool) or not isinstance(train_loss, int | float | np.integer | np.floating
                                                           | torch.Tensor):
@@ -311,89 +376,3 @@ class OverfitDetector(Callback):
         state.row["overfitting"] = self.update(state.epoch, state.row["train_loss"], val_loss)
         if state.row["overfitting"] and self.stop:
             state.stop_training = True
-
-
-def plot_lr(history: History, ax: Axes | None = None) -> Figure:
-    """Learning rate per epoch (each row's ``lr``: that epoch's last batch), and ``momentum`` on a second axis
-    where the history has that column."""
-    if not isinstance(history, History):
-        raise TypeError(f"history must be a hrlib.train.History, got {type(history).__name__}")
-    if len(history) == 0:
-        raise ValueError("history must have at least one epoch, got an empty History")
-    _check_ax(ax)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3))
-    epochs = history.column("epoch")
-    ax.plot(epochs, history.column("lr"), "o-", color="C0", label="lr")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate (last batch of the epoch)")
-    if any("momentum" in r for r in history.rows):
-        twin = ax.twinx()
-        twin.plot(epochs, history.column("momentum"), "s--", color="C1", label="momentum")
-        twin.set_ylabel("momentum")
-    ax.set_title("learning-rate schedule")
-    return ax.figure  # type: ignore[return-value]
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - jupyter installs IPython
-        return False
-    shell = get_ipython()
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
-
-
-class LivePlot(Callback):
-    """Training and validation loss and accuracy per epoch, redrawn after every epoch of :func:`hrlib.train.fit`.
-
-    In a live notebook the figure updates in place. With ``live=False`` (the default when ``HRLIB_HEADLESS`` is
-    set, as when tests execute notebooks, or outside a notebook) it is drawn once, at the end of the run, so
-    stored outputs hold one figure, not one per epoch. ``title``: the figure's title. The figure is in
-    :attr:`figure`.
-    """
-
-    def __init__(self, title: str = "training curves", live: bool | None = None) -> None:
-        if not isinstance(title, str):
-            raise TypeError(f"title must be a str, got {type(title).__name__} {title!r}")
-        self.title = title
-        live = None if live is None else _check_bool("live", live)
-        self.live = (_in_notebook() and not os.environ.get("HRLIB_HEADLESS")) if live is None else live
-        self.figure: Figure | None = None
-        self._handle = None
-
-    def on_fit_start(self, state: TrainState) -> None:
-        self.figure, _ = plt.subplots(1, 2, figsize=(9, 3))
-        plt.close(self.figure)  # shown through display(), never twice by the inline backend
-        if self.live:
-            from IPython.display import display
-            self._handle = display(self.figure, display_id=True)
-
-    def _draw(self, history: History) -> None:
-        assert self.figure is not None
-        epochs = history.column("epoch") + 1
-        for ax, key, label in zip(self.figure.axes, ("loss", "acc"), ("cross-entropy loss", "accuracy (0-1)"),
-                                  strict=True):
-            ax.clear()
-            ax.plot(epochs, history.column(f"train_{key}"), "o-", ms=3, label="train")
-            val = history.column(f"val_{key}")
-            if np.isfinite(val).any():
-                ax.plot(epochs[np.isfinite(val)], val[np.isfinite(val)], "s-", ms=3, label="validation")
-            ax.set(xlabel="epoch", ylabel=label)
-            ax.legend(fontsize=8)
-        self.figure.suptitle(self.title)
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        if self.live and self._handle is not None:
-            self._draw(state.history)
-            self._handle.update(self.figure)
-
-    def on_fit_end(self, state: TrainState) -> None:
-        if len(state.history) == 0:
-            return
-        self._draw(state.history)
-        if self._handle is not None:
-            self._handle.update(self.figure)
-        elif _in_notebook():
-            from IPython.display import display
-            display(self.figure)

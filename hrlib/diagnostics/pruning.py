@@ -1,4 +1,4 @@
-"""Pruning, measured: magnitude (unstructured) pruning zeros weights, channel (structured) pruning removes them.
+"""Pruning, measured (lesson 06): magnitude (unstructured) pruning zeros weights, channel pruning removes them.
 
 Lesson 06 uses both on the same trained model. Zeros do not make dense convolution kernels faster: a pruned
 model computes exactly as many multiply-adds as before, just with more zeros in them. What makes inference
@@ -14,23 +14,28 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from hrlib._checks import check_float
-from hrlib.models import DepthwiseSeparableConv, DSConvNet
+from hrlib._checks import check_bool, check_float, check_model
+from hrlib.models.networks import DepthwiseSeparableConv, DSConvNet
 
 __all__ = ["magnitude_prune", "prune_channels", "sparsity"]
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
 
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
 def sparsity(model: nn.Module) -> float:
-    """Fraction (0-1) of the weights of ``model``'s ``Conv2d`` and ``Linear`` layers that are exactly zero."""
-    weights = [m.weight for m in _check_model(model).modules() if isinstance(m, PRUNABLE)]
+    """How sparse a model's weights are.
+
+    Args:
+        model: a model with ``Conv2d`` or ``Linear`` layers.
+
+    Returns:
+        The fraction (0-1) of the weights of its ``Conv2d`` and ``Linear`` layers that are exactly zero.
+
+    Raises:
+        TypeError: ``model`` is not a module.
+        ValueError: it has no such layer.
+    """
+    weights = [m.weight for m in check_model("model", model).modules() if isinstance(m, PRUNABLE)]
     if not weights:
         raise ValueError(f"model has no Conv2d or Linear layer to measure ({type(model).__name__})")
     zeros = sum(int((w == 0).sum()) for w in weights)
@@ -38,16 +43,26 @@ def sparsity(model: nn.Module) -> float:
 
 
 def magnitude_prune(model: nn.Module, amount: float, *, inplace: bool = False) -> nn.Module:
-    """Zero the ``amount`` (0 <= amount < 1) fraction of smallest-magnitude weights over all ``Conv2d`` and
-    ``Linear`` layers together (global L1 unstructured pruning, ``torch.nn.utils.prune``), made permanent.
+    """Zero the smallest-magnitude weights over all ``Conv2d`` and ``Linear`` layers together (global L1
+    unstructured pruning, ``torch.nn.utils.prune``), made permanent.
 
-    Returns the pruned model: a copy unless ``inplace``. Biases and BatchNorm parameters are kept. The result has
-    the same layers and shapes as before, so it costs the same compute: see :func:`prune_channels` for speed.
+    Biases and BatchNorm parameters are kept. The result has the same layers and shapes as before, so it costs the
+    same compute: see :func:`prune_channels` for speed.
+
+    Args:
+        model: a model with ``Conv2d`` or ``Linear`` layers.
+        amount: the fraction of those weights to zero, 0 <= amount < 1.
+        inplace: prune ``model`` itself instead of a copy.
+
+    Returns:
+        The pruned model: a copy unless ``inplace``.
+
+    Raises:
+        TypeError, ValueError: a malformed argument, or a model without such layers.
     """
     amount = check_float("amount", amount, 0.0, 1.0, high_open=True)
-    if not isinstance(inplace, bool):
-        raise TypeError(f"inplace must be a bool, got {type(inplace).__name__} {inplace!r}")
-    model = _check_model(model) if inplace else copy.deepcopy(_check_model(model))
+    check_model("model", model)
+    model = model if check_bool("inplace", inplace) else copy.deepcopy(model)
     params = [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE)]
     if not params:
         raise ValueError(f"model has no Conv2d or Linear layer to prune ({type(model).__name__})")
@@ -69,13 +84,22 @@ def _copy_bn(new: nn.BatchNorm2d, old: nn.BatchNorm2d, idx: torch.Tensor) -> Non
 
 
 def prune_channels(model: DSConvNet, amount: float) -> DSConvNet:
-    """A new, narrower :class:`~hrlib.models.DSConvNet` without the ``amount`` (0 <= amount < 1) fraction of each
-    layer's output channels whose BatchNorm scale ``|gamma|`` is smallest (at least one channel is kept).
+    """A new, narrower :class:`~hrlib.models.DSConvNet` without each layer's output channels whose BatchNorm
+    scale ``|gamma|`` is smallest (at least one channel is kept).
 
     Every channel set (the stem's output and each depthwise-separable block's output) loses the same fraction, so
     the result is an ordinary ``DSConvNet`` with smaller ``widths``: it computes fewer multiply-adds and runs faster
-    on any hardware. Accuracy usually drops and recovers with a short fine-tune. ``model`` is not changed; the
-    copy is on the CPU, in eval mode.
+    on any hardware. Accuracy usually drops and recovers with a short fine-tune.
+
+    Args:
+        model: a ``DSConvNet`` with its original layout; it is not changed.
+        amount: the fraction of each layer's channels to remove, 0 <= amount < 1.
+
+    Returns:
+        The narrower copy, on the CPU, in eval mode.
+
+    Raises:
+        TypeError, ValueError: a malformed argument, or a changed layout (e.g. by ``add_dropblock``).
     """
     if not isinstance(model, DSConvNet):
         raise TypeError(f"model must be a hrlib.models.DSConvNet (channel pruning follows its layout), "

@@ -1,5 +1,5 @@
-"""Image-level alignment between domains (claims C24, C25): per-domain statistics, LAB alignment, histogram
-matching, FDA and source-only elastic deformation.
+"""Image-level alignment between domains (lesson 04, claims C24, C25): per-domain statistics, LAB alignment,
+histogram matching, FDA and source-only elastic deformation.
 
 * :func:`domain_stats` and :class:`PerDomainNormalize` standardize each image with its own domain's mean/std.
   ``hrlib.train.fit`` calls its transform as ``transform(image=image)`` only, so a domain cannot reach a
@@ -33,7 +33,7 @@ from albumentations.augmentations.geometric.functional import generate_displacem
 from skimage import color, exposure
 from torch.utils.data import Dataset
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_float, check_image, check_int
 from hrlib.augment.presets import dataset_stats
 
 __all__ = ["LabAlign", "LabReference", "PerDomainDataset", "PerDomainNormalize", "ReferenceCompose", "domain_stats",
@@ -45,11 +45,8 @@ _QUANTILES = 4097  # L quantiles kept per reference: fine enough for the tails o
 
 
 def _check_rgb(image: object, name: str = "image") -> np.ndarray:
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
-            and image.size > 0):
-        raise ValueError(f"{name} must be an HxWx3 uint8 RGB array, got {getattr(image, 'dtype', type(image).__name__)}"
-                         f" with shape {getattr(image, 'shape', None)}")
-    return image
+    """``image`` if an HxWx3 uint8 RGB array, or raise naming ``name`` (``hrlib._checks.check_image``)."""
+    return check_image(name, image, channels=(3,), gray=False)
 
 
 def _check_images(name: str, images: object) -> list[np.ndarray]:
@@ -96,15 +93,26 @@ def _check_stats(name: str, stats: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 def domain_stats(images: Sequence[np.ndarray]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std in 0-1 units of one domain's ``images`` (HxWx3 uint8), all pixels pooled."""
+    """Per-channel mean and population std of one domain's images, all pixels pooled.
+
+    Args:
+        images: a non-empty sequence of HxWx3 uint8 RGB images (sizes may differ).
+
+    Returns:
+        ``(mean, std)``, three floats each, in 0-1 units.
+    """
     return dataset_stats(_check_images("images", images))
 
 
 class PerDomainNormalize(A.ImageOnlyTransform):
     """``(image / 255 - mean_d) / std_d`` (float32) with the statistics of the image's domain ``d``.
 
-    ``stats``: ``{domain: (mean, std)}`` from :func:`domain_stats`. Call as ``t(image=image, domain=d)`` or inside
-    ``A.Compose`` with a ``domain=`` keyword; an unknown or missing domain raises ``ValueError``.
+    Call as ``t(image=image, domain=d)`` or inside ``A.Compose`` with a ``domain=`` keyword; an unknown or missing
+    domain raises ``ValueError``.
+
+    Args:
+        stats: ``{domain: (mean, std)}`` from :func:`domain_stats` (0-1 units, std > 0).
+        p: probability of applying, in [0, 1].
     """
 
     def __init__(self, stats: Mapping[Hashable, Stats], p: float = 1.0) -> None:
@@ -115,9 +123,11 @@ class PerDomainNormalize(A.ImageOnlyTransform):
 
     @property
     def targets_as_params(self) -> list[str]:
+        """The data keys the parameters depend on: ``["domain"]``."""
         return ["domain"]
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """The ``mean`` and ``std`` of ``data["domain"]`` (albumentations calls it; an unknown domain raises)."""
         domain = data.get("domain")
         if domain not in self.stats:
             raise ValueError(f"domain must be one of {list(self.stats)}, got {domain!r}")
@@ -125,6 +135,7 @@ class PerDomainNormalize(A.ImageOnlyTransform):
         return {"mean": mean, "std": std}
 
     def apply(self, img: np.ndarray, mean: np.ndarray, std: np.ndarray, **params: Any) -> np.ndarray:
+        """Standardize one HxWx3 uint8 image with its domain's ``mean`` and ``std`` (float32 out)."""
         return ((img.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
 
 
@@ -132,9 +143,14 @@ class PerDomainDataset(Dataset):
     """Items ``(image', label, ...)`` of ``dataset`` with each uint8 image moved from its domain's statistics to
     ``reference``'s: ``image' = clip(rint(255 * ((x - mean_d) / std_d * std_ref + mean_ref)))``, ``x = image / 255``.
 
-    ``domains``: the domain of each item (length ``len(dataset)``); default ``dataset.sites`` cycled over items
-    (``SlideDataset``). ``stats``: ``{domain: (mean, std)}``; ``reference``: the common ``(mean, std)`` (e.g. the
-    source's), to pass to ``A.Normalize`` in fit's transform. Values beyond [0, 255] are clipped.
+    Values beyond [0, 255] are clipped.
+
+    Args:
+        dataset: a map-style dataset of ``(uint8 HxWx3 image, label, ...)`` items.
+        stats: ``{domain: (mean, std)}`` of every domain (0-1 units, std > 0).
+        reference: the common ``(mean, std)`` (e.g. the source's), to pass to ``A.Normalize`` in fit's transform.
+        domains: the domain of each item (length ``len(dataset)``); default ``dataset.sites`` cycled over the items
+            (``SlideDataset``).
     """
 
     def __init__(self, dataset: Dataset, stats: Mapping[Hashable, Stats], reference: Stats,
@@ -176,7 +192,12 @@ class PerDomainDataset(Dataset):
 
 @dataclass(frozen=True)
 class LabReference:
-    """A target's colour in CIELAB: ``l_quantiles`` (4097 quantiles of the pooled L, 0-100) and A/B means."""
+    """A target's colour in CIELAB, made by :func:`lab_reference`.
+
+    Attributes:
+        l_quantiles: 4097 quantiles of the pooled L channel, 0-100.
+        a_mean, b_mean: the mean A and B.
+    """
 
     l_quantiles: np.ndarray
     a_mean: float
@@ -184,7 +205,14 @@ class LabReference:
 
 
 def lab_reference(images: Sequence[np.ndarray]) -> LabReference:
-    """Pool a few target ``images`` (HxWx3 uint8 RGB) into a :class:`LabReference` (all pixels weigh the same)."""
+    """Pool a few target images into a :class:`LabReference` (all pixels weigh the same).
+
+    Args:
+        images: a non-empty sequence of HxWx3 uint8 RGB images.
+
+    Returns:
+        The reference.
+    """
     labs = np.concatenate([color.rgb2lab(im).reshape(-1, 3) for im in _check_images("images", images)])
     # inverted_cdf: step quantiles, the convention of match_histograms' source CDF, so an image is its own fixed point
     l_quantiles = np.quantile(labs[:, 0], np.linspace(0, 1, _QUANTILES), method="inverted_cdf")
@@ -193,12 +221,23 @@ def lab_reference(images: Sequence[np.ndarray]) -> LabReference:
 
 def lab_align(image: np.ndarray, reference: np.ndarray | LabReference, *, l_mode: str = "histogram",
               clip_limit: float = 0.01) -> np.ndarray:
-    """Align ``image``'s colour to ``reference`` in CIELAB and return HxWx3 uint8 RGB of the same shape.
+    """Align ``image``'s colour to ``reference`` in CIELAB.
 
-    ``image``: HxWx3 uint8 RGB. ``reference``: a :class:`LabReference` or one HxWx3 uint8 RGB image. ``l_mode``:
-    ``"histogram"`` maps L onto the reference's L distribution (``skimage.exposure.match_histograms``);
-    ``"clahe"`` equalizes L locally (``equalize_adapthist`` with ``clip_limit`` in (0, 1]) and ignores the reference's
-    L. A and B are then shifted so their means equal the reference's (before clipping to the RGB gamut and rounding).
+    L is mapped first, then A and B are shifted so their means equal the reference's (before clipping to the RGB
+    gamut and rounding).
+
+    Args:
+        image: HxWx3 uint8 RGB.
+        reference: a :class:`LabReference` or one HxWx3 uint8 RGB image.
+        l_mode: ``"histogram"`` maps L onto the reference's L distribution (``skimage.exposure.match_histograms``);
+            ``"clahe"`` equalizes L locally (``equalize_adapthist``) and ignores the reference's L.
+        clip_limit: CLAHE's clip limit, in (0, 1].
+
+    Returns:
+        HxWx3 uint8 RGB of the image's shape.
+
+    Raises:
+        TypeError, ValueError: a bad argument (the message names it).
     """
     image = _check_rgb(image)
     if isinstance(reference, np.ndarray):
@@ -222,7 +261,13 @@ def lab_align(image: np.ndarray, reference: np.ndarray | LabReference, *, l_mode
 
 
 class LabAlign(A.ImageOnlyTransform):
-    """albumentations transform around :func:`lab_align` with a fixed ``reference`` (for fit's pipelines)."""
+    """An albumentations transform around :func:`lab_align` with a fixed reference (for fit's pipelines).
+
+    Args:
+        reference: a :class:`LabReference` or one HxWx3 uint8 RGB image.
+        l_mode: as in :func:`lab_align`.
+        p: probability of applying, in [0, 1].
+    """
 
     def __init__(self, reference: np.ndarray | LabReference, l_mode: str = "histogram", p: float = 1.0) -> None:
         super().__init__(p=p)
@@ -232,12 +277,20 @@ class LabAlign(A.ImageOnlyTransform):
         self.reference, self.l_mode = reference, l_mode
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        """Align one HxWx3 uint8 RGB image to the reference."""
         return lab_align(img, self.reference, l_mode=self.l_mode)
 
 
 class ReferenceCompose:
-    """``A.Compose(transforms, seed=seed)`` called with ``metadata`` (e.g. ``{"fda_metadata": images}``) added to
-    every call's data: ``t(image=image)["image"]``, as ``hrlib.train.fit`` calls transforms."""
+    """``A.Compose(transforms, seed=seed)`` called with ``metadata`` added to every call's data.
+
+    So ``t(image=image)["image"]`` works, as ``hrlib.train.fit`` calls transforms.
+
+    Args:
+        transforms: albumentations transforms.
+        metadata: extra keys of every call (e.g. ``{"fda_metadata": images}``).
+        seed: the Compose seed (>= 0), or None.
+    """
 
     def __init__(self, transforms: Sequence[Any], metadata: Mapping[str, list[np.ndarray]], seed: int | None = None):
         if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
@@ -246,6 +299,7 @@ class ReferenceCompose:
         self.compose, self.metadata = A.Compose(transforms, seed=_check_seed(seed)), dict(metadata)
 
     def __call__(self, **data: Any) -> dict[str, Any]:
+        """Run the Compose on ``data`` (e.g. ``image=...``) with the metadata added; return its output dict."""
         return self.compose(**{**self.metadata, **data})
 
 
@@ -257,8 +311,15 @@ def histogram_matching(reference_images: Sequence[np.ndarray], *, blend_ratio: t
                        p: float = 1.0, after: Sequence[Any] = (), seed: int | None = None) -> ReferenceCompose:
     """Per-channel RGB histogram matching to one reference drawn per call (``A.HistogramMatching``).
 
-    ``blend_ratio``: range of the weight of the matched image (0 = original, 1 = fully matched); ``p``: probability;
-    ``after``: transforms appended (e.g. ``A.Normalize``, ``ToTensorV2``); ``seed``: the Compose seed.
+    Args:
+        reference_images: a non-empty sequence of HxWx3 uint8 RGB images.
+        blend_ratio: range of the weight of the matched image (0 = original, 1 = fully matched), within [0, 1].
+        p: probability of applying, in [0, 1].
+        after: transforms appended (e.g. ``A.Normalize``, ``ToTensorV2``).
+        seed: the Compose seed (>= 0), or None.
+
+    Returns:
+        The :class:`ReferenceCompose`.
     """
     check_float("p", p, 0.0, 1.0)
     references, after = _references(reference_images), _check_transforms("after", after)
@@ -272,11 +333,18 @@ def fda(reference_images: Sequence[np.ndarray], *, beta_limit: tuple[float, floa
     """Fourier domain adaptation (Yang & Soatto, CVPR 2020; ``A.FDA``): the low-frequency amplitude spectrum of one
     reference drawn per call (resized to the image) replaces the image's.
 
-    ``beta_limit``: range of the swapped window's half-size as a fraction of the image side, within [0, 0.5]
-    (the paper uses 0.01-0.09 on 1024 px images); ``p``, ``after``, ``seed`` as in :func:`histogram_matching`.
     Trap in 2.0.8: the window is rows/columns ``[int(c - b), int(c + b))`` with ``b = floor(beta * side)`` and
     ``c = (side - 1) / 2``, so for an even side it misses the zero frequency (the mean colour) unless ``b >= 2``:
     ``beta >= 2 / side`` (0.016 at 128 px); a smaller beta leaves the mean colour unchanged.
+
+    Args:
+        reference_images: a non-empty sequence of HxWx3 uint8 RGB images.
+        beta_limit: range of the swapped window's half-size as a fraction of the image side, within [0, 0.5] (the
+            paper uses 0.01-0.09 on 1024 px images).
+        p, after, seed: as in :func:`histogram_matching`.
+
+    Returns:
+        The :class:`ReferenceCompose`.
     """
     check_float("p", p, 0.0, 1.0)
     references, after = _references(reference_images), _check_transforms("after", after)
@@ -289,8 +357,14 @@ def source_elastic(alpha: float = 50.0, sigma: float = 5.0, p: float = 0.5,
                    seed: int | None = None) -> A.ElasticTransform:
     """``A.ElasticTransform`` for the source domain only (C25); the defaults move pixels ~1 px RMS (128-256 px).
 
-    ``alpha``: displacement scale in pixels (>= 0, see the module notes); ``sigma``: smoothness in pixels (> 0);
-    ``p``: probability; ``seed``: the transform's own seed (or leave it to ``A.Compose(seed=...)``).
+    Args:
+        alpha: displacement scale in pixels, >= 0 (see the module notes).
+        sigma: smoothness in pixels, > 0.
+        p: probability of applying, in [0, 1].
+        seed: the transform's own seed (>= 0), or None to leave it to ``A.Compose(seed=...)``.
+
+    Returns:
+        The transform.
     """
     t = A.ElasticTransform(alpha=check_float("alpha", alpha, 0.0), sigma=check_float("sigma", sigma, 0.0,
                            low_open=True), p=check_float("p", p, 0.0, 1.0), border_mode=cv2.BORDER_REFLECT_101)
@@ -301,7 +375,18 @@ def source_elastic(alpha: float = 50.0, sigma: float = 5.0, p: float = 0.5,
 
 def elastic_rms_displacement(alpha: float, sigma: float, size: int = 128, *, draws: int = 3,
                              seed: int = 0) -> float:
-    """RMS displacement (pixels) of ``A.ElasticTransform(alpha, sigma)`` fields on ``size`` px images, over draws."""
+    """The RMS displacement of ``A.ElasticTransform(alpha, sigma)`` fields, averaged over draws.
+
+    Args:
+        alpha: displacement scale in pixels, >= 0.
+        sigma: smoothness in pixels, > 0.
+        size: the side of the (square) images, >= 1.
+        draws: fields drawn, >= 1.
+        seed: >= 0.
+
+    Returns:
+        The displacement in pixels.
+    """
     size, draws, seed = check_int("size", size), check_int("draws", draws), check_int("seed", seed, 0)
     alpha = check_float("alpha", alpha, 0.0, hint="displacement scale in px")
     sigma = check_float("sigma", sigma, 0.0, low_open=True, hint="smoothness in px")

@@ -1,4 +1,4 @@
-"""CAM-guided crops for an unlabeled target domain (claim C28): crop around where the source model sees its class.
+"""CAM-guided crops for an unlabeled target domain (lesson 04, claim C28): crop where the source model sees its class.
 
 :func:`cam_crops` pseudo-labels each target image with the source model (eval mode), skips images whose softmax
 confidence is below ``min_confidence``, finds the top-k peaks of the class-activation map of the pseudo-label
@@ -9,8 +9,7 @@ The crops (with their pseudo-labels) are extra training data that keeps the evid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,9 @@ import torch
 from skimage.feature import peak_local_max
 from torch import nn
 
-from hrlib._checks import check_float, check_int
+from hrlib._checks import check_float, check_image, check_int, check_model
 from hrlib.analysis.cam import grad_cam
+from hrlib.models import eval_mode
 
 __all__ = ["CamCrop", "cam_crops", "crop_box", "find_peaks"]
 
@@ -29,9 +29,15 @@ CamFn = Callable[..., np.ndarray]  # cam_fn(model, x, class_idx) -> (N, h, w) ma
 
 @dataclass(frozen=True)
 class CamCrop:
-    """One crop: ``image_index`` into the input images, pseudo-``label`` and its softmax ``confidence``, ``box``
-    (float32 ``x0, y0, x1, y1`` pixels of the image), ``crop`` (HxWxC, the image's dtype) and ``peak`` (``x, y``
-    pixels of the CAM peak it was centred on)."""
+    """One crop, as :func:`cam_crops` returns it.
+
+    Attributes:
+        image_index: index into the input images.
+        label, confidence: the pseudo-label and its softmax probability.
+        box: float32 ``x0, y0, x1, y1`` in pixels of the image.
+        crop: HxWxC, the image's dtype.
+        peak: ``x, y`` in pixels of the CAM peak it was centred on.
+    """
 
     image_index: int
     label: int
@@ -42,8 +48,16 @@ class CamCrop:
 
 
 def find_peaks(cam: np.ndarray, k: int, min_distance: int) -> np.ndarray:
-    """Up to ``k`` (>= 1) local maxima of an (h, w) ``cam`` with value > 0, strongest first, at least
-    ``min_distance`` (>= 1) pixels apart (Chebyshev); returns an (n, 2) int array of ``(row, col)``, n <= k."""
+    """The strongest local maxima of a class-activation map with value > 0, strongest first.
+
+    Args:
+        cam: a non-empty finite (h, w) map.
+        k: the most peaks returned, >= 1.
+        min_distance: the least distance between peaks in pixels (Chebyshev), >= 1.
+
+    Returns:
+        An (n, 2) int64 array of ``(row, col)``, n <= k (0 for a map without a positive value).
+    """
     try:
         cam = np.asarray(cam, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -59,8 +73,16 @@ def find_peaks(cam: np.ndarray, k: int, min_distance: int) -> np.ndarray:
 
 
 def crop_box(cx: float, cy: float, side: int, width: int, height: int) -> np.ndarray:
-    """Integer square box of ``side`` px centred on ``(cx, cy)`` px, shifted to lie inside a ``width`` x ``height``
-    image (``side`` is first capped at ``min(width, height)``); float32 ``x0, y0, x1, y1``."""
+    """An integer square box centred on a point, shifted to lie inside the image.
+
+    Args:
+        cx, cy: the centre in pixels.
+        side: the box side in pixels, >= 1 (capped at ``min(width, height)``).
+        width, height: the image size in pixels, >= 1.
+
+    Returns:
+        float32 ``x0, y0, x1, y1``.
+    """
     side = min(check_int("side", side), check_int("width", width), check_int("height", height))
     cx, cy = check_float("cx", cx, hint="px"), check_float("cy", cy, hint="px")
     x0 = int(np.clip(round(cx - side / 2), 0, width - side))
@@ -76,18 +98,6 @@ def _check_scale(scale: object) -> tuple[float, float]:
     if not (0 < lo <= hi <= 1):
         raise ValueError(f"scale must be (low, high) with 0 < low <= high <= 1 (crop side / image side), got {scale!r}")
     return lo, hi
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Every module in eval mode inside (BN running statistics, no dropout); each module's mode restored after."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes.items():
-            m.training = training
 
 
 def cam_crops(model: nn.Module, images: Sequence[np.ndarray], transform: Callable[..., dict[str, Any]], *,
@@ -112,14 +122,11 @@ def cam_crops(model: nn.Module, images: Sequence[np.ndarray], transform: Callabl
     Returns:
         ``CamCrop`` list, by image then by peak strength.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model("model", model)
     if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
         raise TypeError(f"images must be a sequence of HxWxC arrays, got {type(images).__name__}")
     for i, im in enumerate(images):
-        if not isinstance(im, np.ndarray) or im.ndim != 3 or min(im.shape) == 0:
-            raise ValueError(f"images[{i}] must be a non-empty HxWxC array, got {type(im).__name__} with shape "
-                             f"{getattr(im, 'shape', None)}")
+        check_image(f"images[{i}]", im, channels=None, gray=False, dtype="numeric")
     if not callable(transform) or not callable(cam_fn):
         raise TypeError(f"transform and cam_fn must be callable, got {type(transform).__name__} and "
                         f"{type(cam_fn).__name__}")
@@ -128,7 +135,7 @@ def cam_crops(model: nn.Module, images: Sequence[np.ndarray], transform: Callabl
     min_confidence = check_float("min_confidence", min_confidence, 0.0, 1.0)
     min_distance = check_float("min_distance", min_distance, 0.0, 1.0, low_open=True, hint="fraction of the side")
     rng = np.random.default_rng(check_int("seed", seed, 0))
-    with _eval_mode(model):
+    with eval_mode(model):
         return _crops(model, images, transform, k, (lo, hi), min_confidence, min_distance, rng, cam_fn, batch_size)
 
 

@@ -22,14 +22,21 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from hrlib._checks import check_batch
+
 __all__ = ["SyncDemo", "syncbn_demo"]
 
 
 @dataclass(frozen=True)
 class SyncDemo:
-    """Per-rank channel means (rank x C) of each rank's own batch (``local``: what per-domain BN uses), of the
-    synchronized batch (``synced``: what SyncBatchNorm uses, identical on every rank), the ``pooled`` mean of both
-    batches computed in one process (equal to ``synced``), and ``cpu_error``: SyncBatchNorm's message on CPU."""
+    """What :func:`syncbn_demo` measured.
+
+    Attributes:
+        local: (ranks, C) channel means of each rank's own batch (what per-domain BN uses).
+        synced: (ranks, C) channel means of the synchronized batch (what SyncBatchNorm uses, the same on every rank).
+        pooled: (C,) mean of all batches computed in one process (equal to ``synced``).
+        cpu_error: SyncBatchNorm's message on the CPU.
+    """
 
     local: np.ndarray
     synced: np.ndarray
@@ -59,17 +66,24 @@ def _worker(rank: int, world: int, init_file: str, batches: list[torch.Tensor], 
 
 
 def syncbn_demo(batches: list[torch.Tensor]) -> SyncDemo:
-    """Run one SyncBatchNorm training step on the CPU with one process per batch in ``batches`` (each (N, C, H, W)
-    float, e.g. one domain's features per process; at least 2) and report the statistics (see :class:`SyncDemo`).
-    Takes a few seconds: it starts ``len(batches)`` processes."""
+    """Run one SyncBatchNorm training step on the CPU with one process per batch and report the statistics.
+
+    Takes a few seconds: it starts ``len(batches)`` processes.
+
+    Args:
+        batches: at least 2 finite float (N, C, H, W) tensors with the same C, one per process (e.g. one domain's
+            features each).
+
+    Returns:
+        The :class:`SyncDemo`.
+
+    Raises:
+        TypeError, ValueError: bad batches (the message names them).
+    """
     if not isinstance(batches, list | tuple) or len(batches) < 2:
         raise ValueError(f"batches must be a list of at least 2 (N, C, H, W) tensors, one per process, got {batches!r}")
     for i, b in enumerate(batches):
-        if not isinstance(b, torch.Tensor) or b.ndim != 4 or not b.is_floating_point() or b.numel() == 0:
-            raise ValueError(f"batches[{i}] must be a non-empty float (N, C, H, W) tensor, got {type(b).__name__} "
-                             f"{getattr(b, 'dtype', '')} with shape {tuple(getattr(b, 'shape', ()))}")
-        if not bool(torch.isfinite(b).all()):
-            raise ValueError(f"batches[{i}] must hold finite values, got NaN or inf")
+        check_batch(f"batches[{i}]", b)
     channels = {b.shape[1] for b in batches}
     if len(channels) != 1:
         raise ValueError("batches must be float (N, C, H, W) tensors with the same number of channels C, got shapes "

@@ -1,4 +1,5 @@
-"""Self-checking exercises: ``check("00.conv_macs", conv_macs)`` prints PASS or a hint, and never raises.
+"""Self-checking exercises of every lesson (00-08): ``check("00.conv_macs", conv_macs)`` prints PASS or a hint,
+and never raises.
 
 A check is a function ``(answer) -> str`` registered with :func:`register`. It returns a short description of
 what passed (e.g. ``"matches the reference (6 cases)"``) or raises :class:`NotYet` with a helpful message.
@@ -29,8 +30,12 @@ _MAX_SHOWN = 160
 class CheckResult:
     """The outcome of :func:`check`; truthy when the answer passed.
 
-    ``printed`` records that :func:`check` already printed the line, so that a check call ending a notebook
-    cell does not show it a second time.
+    Args:
+        exercise_id: the exercise, e.g. ``"06.first_divergence"``.
+        passed: whether the answer passed.
+        message: what passed, or why not (with a hint).
+        printed: :func:`check` already printed the line, so a check call ending a notebook cell does not show it
+            a second time.
     """
 
     exercise_id: str
@@ -42,7 +47,11 @@ class CheckResult:
         return self.passed
 
     def line(self) -> str:
-        """The one line that :func:`check` prints."""
+        """The one line that :func:`check` prints.
+
+        Returns:
+            ``"✓ PASS <id>: <message>"`` or ``"✗ NOT YET <id>: <message>"``.
+        """
         return f"{PASS_MARK if self.passed else FAIL_MARK} {self.exercise_id}: {self.message}"
 
     def __repr__(self) -> str:
@@ -59,7 +68,17 @@ class NotYet(Exception):
 
 
 def register(exercise_id: str) -> Callable[[CheckFn], CheckFn]:
-    """Decorator registering ``fn(answer) -> pass message`` as the check of ``exercise_id``."""
+    """Decorator registering ``fn(answer) -> pass message`` as the check of an exercise.
+
+    Args:
+        exercise_id: the exercise, ``"<lesson>.<name>"``; each may be registered once.
+
+    Returns:
+        The decorator; it returns ``fn`` unchanged.
+
+    Raises:
+        ValueError: ``exercise_id`` is already registered (when decorating).
+    """
 
     def decorator(fn: CheckFn) -> CheckFn:
         if exercise_id in _REGISTRY:
@@ -71,18 +90,37 @@ def register(exercise_id: str) -> Callable[[CheckFn], CheckFn]:
 
 
 def list_checks() -> list[str]:
-    """The registered exercise ids, sorted."""
+    """The registered exercises.
+
+    Returns:
+        Their ids, sorted.
+    """
     return sorted(_REGISTRY)
 
 
 def shorten(text: str, limit: int = _MAX_SHOWN) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
+    """A text for a one-line message.
+
+    Args:
+        text: any text.
+        limit: the most characters to keep.
+
+    Returns:
+        ``text`` on one line, cut to ``limit`` characters (ending in ``...`` when cut).
+    """
     one_line = " ".join(str(text).split())
     return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
 
 
 def describe_value(value: Any) -> str:
-    """A short description of a returned value for messages (type, and shape/dtype for arrays)."""
+    """A short description of a returned value for messages.
+
+    Args:
+        value: anything a learner's function returned.
+
+    Returns:
+        Its type, and shape and dtype for arrays (else a shortened repr).
+    """
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
     if shape is not None and dtype is not None:
@@ -91,9 +129,20 @@ def describe_value(value: Any) -> str:
 
 
 def call_answer(answer: Callable[..., Any], shown: str, /, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's ``answer(*args, **kwargs)``; ``shown`` describes the call in messages.
+    """Call the learner's function.
 
-    ``NotImplementedError`` propagates (``check`` reports it); any other exception becomes :class:`NotYet`.
+    Args:
+        answer: the learner's function.
+        shown: the call as messages show it, e.g. ``"first_divergence(<a clean run>)"``.
+        *args: its positional arguments.
+        **kwargs: its keyword arguments.
+
+    Returns:
+        What ``answer`` returned.
+
+    Raises:
+        NotImplementedError: the exercise is not done yet (``check`` reports it).
+        NotYet: ``answer`` raised anything else (the message names it).
     """
     try:
         return answer(*args, **kwargs)
@@ -122,9 +171,18 @@ def _precheck(exercise_id: str, answer: Any) -> str | None:
 
 
 def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
-    """Check ``answer`` for ``exercise_id`` and print one PASS / NOT YET line (unless ``quiet``).
+    """Check an answer and print one PASS / NOT YET line; never raises for a wrong answer.
 
-    Never raises for a wrong answer; an unknown ``exercise_id`` raises ``ValueError``.
+    Args:
+        exercise_id: the exercise, e.g. ``"06.first_divergence"``.
+        answer: the learner's function itself (not called).
+        quiet: print nothing.
+
+    Returns:
+        The outcome (truthy when passed).
+
+    Raises:
+        ValueError: unknown ``exercise_id``.
     """
     if exercise_id not in _REGISTRY:
         raise ValueError(f"unknown exercise id {exercise_id!r}; known ids: {', '.join(list_checks())}")

@@ -1,4 +1,5 @@
-"""Generate the exercise notebooks from the solution notebooks: ``python -m hrlib.exercises.build [--check]``.
+"""Generate the exercise notebooks of every lesson (00-08) from the solution notebooks:
+``python -m hrlib.exercises.build [--check]``.
 
 ``solutions/*.ipynb`` is the single source; ``exercises/<same name>.ipynb`` is generated from it:
 
@@ -23,14 +24,14 @@ import argparse
 import copy
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from hrlib._io import atomic_write
 
 __all__ = [
     "BuildReport",
@@ -56,7 +57,18 @@ class SolutionMarkerError(ValueError):
 
 
 def strip_solutions(source: str, where: str = "<cell>") -> str:
-    """Replace each BEGIN/END SOLUTION block of a code cell's ``source`` by ``raise NotImplementedError``."""
+    """Replace each BEGIN/END SOLUTION block of a code cell's ``source`` by ``raise NotImplementedError``.
+
+    Args:
+        source: a code cell's source text.
+        where: notebook and cell, for error messages.
+
+    Returns:
+        The source without solutions (and without ``# NBVAL_...`` marker lines).
+
+    Raises:
+        SolutionMarkerError: unbalanced or malformed markers.
+    """
     out: list[str] = []
     begin_line: int | None = None
     for number, line in enumerate(source.split("\n"), start=1):
@@ -97,7 +109,18 @@ def _cell_id(notebook_name: str, index: int) -> str:
 
 
 def build_exercise(solution: nbformat.NotebookNode, name: str = "<notebook>") -> nbformat.NotebookNode:
-    """Return the exercise version of a solution notebook (the input is not modified)."""
+    """The exercise version of a solution notebook (the input is not modified).
+
+    Args:
+        solution: the solution notebook.
+        name: the notebook's name, for error messages and generated cell ids.
+
+    Returns:
+        A new notebook: solution-only cells dropped, solutions stripped, outputs cleared.
+
+    Raises:
+        SolutionMarkerError: a cell's markers are unbalanced or malformed.
+    """
     nb = copy.deepcopy(solution)
     cells = []
     for index, cell in enumerate(nb.cells):
@@ -117,33 +140,24 @@ def build_exercise(solution: nbformat.NotebookNode, name: str = "<notebook>") ->
 
 
 def render(nb: nbformat.NotebookNode) -> bytes:
-    """The bytes ``nbformat.write`` would write (nbformat 4 JSON, sorted keys, one-space indent)."""
+    """The bytes ``nbformat.write`` would write (nbformat 4 JSON, sorted keys, one-space indent).
+
+    Args:
+        nb: the notebook.
+
+    Returns:
+        UTF-8 bytes ending in a newline.
+    """
     text = nbformat.writes(nb, version=nbformat.NO_CONVERT)
     if not text.endswith("\n"):
         text += "\n"
     return text.encode("utf-8")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class BuildReport:
-    """What a build did or, with ``check=True``, would do."""
+    """What a build did or, with ``check=True``, would do: exercise notebooks ``written``, ``unchanged``,
+    ``out_of_date`` (check mode) and ``stale`` (no solution any more)."""
 
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
@@ -152,14 +166,26 @@ class BuildReport:
 
     @property
     def in_sync(self) -> bool:
+        """Whether every exercise notebook matches its solution and none is stale."""
         return not self.out_of_date and not self.stale
 
 
 def build_all(solutions_dir: Path | str, exercises_dir: Path | str, *, check: bool = False) -> BuildReport:
     """Build ``exercises_dir/<name>.ipynb`` for every ``solutions_dir/*.ipynb``.
 
-    With ``check=True`` nothing is written: out-of-date and missing files go to ``report.out_of_date``.
-    Exercise notebooks without a solution are listed in ``report.stale`` (never deleted).
+    Each file is written atomically and keeps the permission bits of the file it replaces.
+
+    Args:
+        solutions_dir: the folder of solution notebooks.
+        exercises_dir: the folder of exercise notebooks (created if needed).
+        check: write nothing; out-of-date and missing files go to ``report.out_of_date``.
+
+    Returns:
+        The report; exercise notebooks without a solution are listed in ``report.stale`` (never deleted).
+
+    Raises:
+        FileNotFoundError: ``solutions_dir`` does not exist.
+        SolutionMarkerError: a solution notebook has malformed markers.
     """
     solutions_dir, exercises_dir = Path(solutions_dir), Path(exercises_dir)
     if not solutions_dir.is_dir():
@@ -175,7 +201,8 @@ def build_all(solutions_dir: Path | str, exercises_dir: Path | str, *, check: bo
         elif check:
             report.out_of_date.append(target)
         else:
-            _write_atomic(target, data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda fh, data=data: fh.write(data), "wb", keep_permissions=True)
             report.written.append(target)
     names = {source.name for source in sources}
     if exercises_dir.is_dir():
@@ -184,7 +211,14 @@ def build_all(solutions_dir: Path | str, exercises_dir: Path | str, *, check: bo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 1 out of date with --check, 2 error)."""
+    """Command-line entry point.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 ok, 1 out of date with ``--check``, 2 error.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m hrlib.exercises.build",
         description="Generate exercises/*.ipynb from solutions/*.ipynb (strip solutions, clear outputs).",

@@ -35,6 +35,8 @@ def _expect_int(got: Any, expected: int, shown: str) -> int:
 
 
 class ConvCase(NamedTuple):
+    """One convolution to count (channels, kernel side, output size in px, groups)."""
+
     c_in: int
     c_out: int
     kernel: int
@@ -62,7 +64,14 @@ CONV_CASES: tuple[ConvCase, ...] = (
 
 @cache
 def conv_macs_measured(case: ConvCase) -> int:
-    """MACs of ``case`` measured by torch's FlopCounterMode on a real nn.Conv2d (meta device: no compute)."""
+    """The reference: MACs measured by torch's FlopCounterMode on a real nn.Conv2d (meta device: no compute).
+
+    Args:
+        case: the convolution.
+
+    Returns:
+        Its multiply-accumulates for one image.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -107,7 +116,17 @@ def _conv_hint(case: ConvCase, got: int, expected: int) -> str:
 
 @register("00.conv_macs")
 def check_conv_macs(answer: Callable[..., Any]) -> str:
-    """``answer(c_in, c_out, kernel, out_h, out_w, groups=1) -> int``: MACs of a 2-D convolution."""
+    """Check a learner's MACs of a 2-D convolution.
+
+    Args:
+        answer: ``answer(c_in, c_out, kernel, out_h, out_w, groups=1) -> int``.
+
+    Returns:
+        The PASS message: MACs right for every convolution case.
+
+    Raises:
+        NotYet: a wrong count, with a hint (a missing factor, groups forgotten, ...).
+    """
     name = getattr(answer, "__name__", "conv_macs")
     for case in CONV_CASES:
         shown = case.shown(name)
@@ -125,6 +144,8 @@ def check_conv_macs(answer: Callable[..., Any]) -> str:
 
 
 class MemCase(NamedTuple):
+    """One network to size (stage widths, input side in px, batch, bytes per value)."""
+
     widths: tuple[int, ...]
     image_size: int
     batch_size: int = 1
@@ -161,7 +182,19 @@ def activation_bytes(
     first_factor: int = 2,
     square: bool = True,
 ) -> int:
-    """Reference (and, with other arguments, known mistakes): bytes of the stage outputs."""
+    """Reference (and, with other arguments, known mistakes): bytes of the stage outputs.
+
+    Args:
+        widths: channels of the stem and of each stage.
+        image_size: the input side in px.
+        batch_size: images per batch.
+        bytes_per_value: 4 for float32.
+        first_factor: the stem's downsampling (a mistake: 1).
+        square: count H * W (a mistake: False counts one side).
+
+    Returns:
+        The bytes.
+    """
     total = 0
     size = image_size
     for i, width in enumerate(widths):
@@ -193,7 +226,17 @@ def _memory_hint(case: MemCase, got: int) -> str:
 
 @register("00.activation_memory")
 def check_activation_memory(answer: Callable[..., Any]) -> str:
-    """``answer(widths, image_size, batch_size=1, bytes_per_value=4) -> int``: bytes of the stage outputs."""
+    """Check a learner's bytes of the stage outputs.
+
+    Args:
+        answer: ``answer(widths, image_size, batch_size=1, bytes_per_value=4) -> int``.
+
+    Returns:
+        The PASS message: bytes right for every network case.
+
+    Raises:
+        NotYet: a wrong byte count, with a hint (linear in the side, batch forgotten, ...).
+    """
     name = getattr(answer, "__name__", "activation_memory")
     for case in MEM_CASES:
         shown = case.shown(name)
@@ -215,6 +258,8 @@ def check_activation_memory(answer: Callable[..., Any]) -> str:
 
 
 class ImageCase(NamedTuple):
+    """One image to downsample (shape, factor, dtype name, seed)."""
+
     shape: tuple[int, ...]
     factor: int
     dtype: str
@@ -241,7 +286,15 @@ IMAGE_CASES: tuple[ImageCase, ...] = (
 
 
 def area_reference(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block means with skimage, after cropping the rows and columns that do not fill a block."""
+    """The reference: block means with skimage, after cropping the rows and columns that do not fill a block.
+
+    Args:
+        image: HxW or HxWxC.
+        factor: the block side in px.
+
+    Returns:
+        The float block means.
+    """
     from skimage.transform import downscale_local_mean
 
     h, w = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
@@ -272,7 +325,17 @@ _ALIASING_HINT = (
 
 @register("00.area_downsample")
 def check_area_downsample(answer: Callable[..., Any]) -> str:
-    """``answer(image, factor) -> np.ndarray``: block means, remainder cropped, float output."""
+    """Check a learner's area downsampling: block means, remainder cropped, float output.
+
+    Args:
+        answer: ``answer(image, factor) -> np.ndarray``.
+
+    Returns:
+        The PASS message: block means right for every image case.
+
+    Raises:
+        NotYet: wrong shape, dtype or values, with a hint (stride sampling, no crop, ...).
+    """
     name = getattr(answer, "__name__", "area_downsample")
     for case in IMAGE_CASES:
         shown = case.shown(name)

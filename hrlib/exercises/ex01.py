@@ -26,7 +26,15 @@ COST_CASES: tuple[tuple[tuple[tuple[int, int], ...], int], ...] = (
 
 
 def reference_relative_cost(stages: Sequence[tuple[int, int]], source_size: int) -> float:
-    """Compute of ``stages`` ((resolution, epochs), ...) relative to every epoch at ``source_size``."""
+    """The reference: training compute of a schedule relative to every epoch at full resolution.
+
+    Args:
+        stages: ``(resolution, num_epochs)`` pairs.
+        source_size: the full resolution in px.
+
+    Returns:
+        ``sum(epochs * (resolution / source_size) ** 2) / sum(epochs)``.
+    """
     epochs = sum(e for _, e in stages)
     return sum(e * (r / source_size) ** 2 for r, e in stages) / epochs
 
@@ -44,7 +52,17 @@ def _cost_hint(stages: Sequence[tuple[int, int]], source: int, got: float) -> st
 
 @register("01.relative_cost")
 def check_relative_cost(answer: Callable[..., Any]) -> str:
-    """``answer(stages, source_size) -> float``: training compute relative to full resolution throughout."""
+    """Check a learner's training compute relative to full resolution throughout.
+
+    Args:
+        answer: ``answer(stages, source_size) -> float``.
+
+    Returns:
+        The PASS message: cost right for every schedule case.
+
+    Raises:
+        NotYet: a wrong cost, with a hint (epochs not weighted, not divided, ...).
+    """
     name = getattr(answer, "__name__", "relative_cost")
     for stages, source in COST_CASES:
         shown = f"{name}({list(stages)}, {source})"
@@ -69,11 +87,21 @@ SLACK = 0.15  # the schedule must use the budget: cost within SLACK below it
 
 @register("01.budget_schedule")
 def check_budget_schedule(answer: Callable[..., Any]) -> str:
-    """``answer(source_size, num_epochs, budget) -> [(resolution, epochs), ...]`` meeting the rules below."""
+    """Check a learner's schedule for a compute budget (the rules are in ``_check_schedule_rules``).
+
+    Args:
+        answer: ``answer(source_size, num_epochs, budget) -> [(resolution, num_epochs), ...]``.
+
+    Returns:
+        The PASS message: every budget case met.
+
+    Raises:
+        NotYet: a schedule that breaks a rule (epochs, multiples, order, budget), with a hint.
+    """
     name = getattr(answer, "__name__", "schedule_for_budget")
-    for source, epochs, budget in BUDGET_CASES:
-        shown = f"{name}({source}, {epochs}, {budget})"
-        got = call_answer(answer, shown, source, epochs, budget)
+    for source, num_epochs, budget in BUDGET_CASES:
+        shown = f"{name}({source}, {num_epochs}, {budget})"
+        got = call_answer(answer, shown, source, num_epochs, budget)
         if got is None:
             raise NotYet(f"{shown} returned None: did you forget the `return` statement?")
         try:
@@ -84,13 +112,14 @@ def check_budget_schedule(answer: Callable[..., Any]) -> str:
                          "pairs of ints") from None
         if not stages or not exact:
             raise NotYet(f"{shown} returned {got!r}; expected a non-empty list of (resolution, epochs) int pairs")
-        _check_schedule_rules(shown, stages, source, epochs, budget)
+        _check_schedule_rules(shown, stages, source, num_epochs, budget)
     return f"every schedule ends at full resolution and uses its compute budget ({len(BUDGET_CASES)} cases)"
 
 
-def _check_schedule_rules(shown: str, stages: list[tuple[int, int]], source: int, epochs: int, budget: float) -> None:
-    if sum(e for _, e in stages) != epochs or any(e < 1 for _, e in stages):
-        raise NotYet(f"{shown} gave {stages}: the epochs must be >= 1 per stage and add up to {epochs}")
+def _check_schedule_rules(shown: str, stages: list[tuple[int, int]], source: int, num_epochs: int,
+                          budget: float) -> None:
+    if sum(e for _, e in stages) != num_epochs or any(e < 1 for _, e in stages):
+        raise NotYet(f"{shown} gave {stages}: the epochs must be >= 1 per stage and add up to {num_epochs}")
     res = [r for r, _ in stages]
     if any(r % MULTIPLE or not MULTIPLE <= r <= source for r in res):
         raise NotYet(f"{shown} gave resolutions {res}: each must be a multiple of {MULTIPLE} between {MULTIPLE} "
@@ -122,8 +151,18 @@ def _slide_image(size: int) -> np.ndarray:
 
 @register("01.val_transform")
 def check_val_transform(answer: Callable[..., Any]) -> str:
-    """``answer(resolution) -> transform``; ``transform(image=img)`` gives a float32 (3, r, r) tensor (or
-    albumentations' ``{"image": tensor}``), deterministic and normalized like ``hrlib.staging.val_transform``."""
+    """Check a learner's validation transform: deterministic and normalized like ``hrlib.staging.val_transform``.
+
+    Args:
+        answer: ``answer(resolution) -> transform``; ``transform(image=img)`` gives a float32 (3, r, r) tensor
+            (or albumentations' ``{"image": tensor}``).
+
+    Returns:
+        The PASS message: shape, determinism and normalization right.
+
+    Raises:
+        NotYet: a random, wrongly sized or wrongly normalized output, with a hint.
+    """
     import torch
 
     from hrlib.staging import val_transform

@@ -80,7 +80,17 @@ def _draws(answer: Callable[..., Any], name: str, height: int, width: int, n: in
 
 @register("02.nonoverlapping_holes")
 def check_nonoverlapping_holes(answer: Callable[..., Any]) -> str:
-    """``answer(height, width, num_holes, hole_size, rng) -> (num_holes, 4) int array`` of non-overlapping holes."""
+    """Check a learner's non-overlapping hole sampler.
+
+    Args:
+        answer: ``answer(height, width, num_holes, hole_size, rng) -> (num_holes, 4) int array``.
+
+    Returns:
+        The PASS message: holes fit, never overlap, and are drawn from ``rng``.
+
+    Raises:
+        NotYet: overlapping, misplaced or wrongly sized holes, with a hint.
+    """
     name = getattr(answer, "__name__", "sample_holes")
     for height, width, n, size in HOLE_CASES:
         first, again = (_draws(answer, name, height, width, n, size, range(s, s + 1))[0] for s in (3, 3))
@@ -133,7 +143,15 @@ BOX_CASES: tuple[tuple[str, list[list[float]]], ...] = (
 
 
 def reference_reversed(boxes: np.ndarray) -> list[int]:
-    """Indices of finite boxes with ``x1 < x0`` or ``y1 < y0`` (hrlib.augment.qa's ``"reversed_box"``)."""
+    """The reference: indices of finite boxes with ``x1 < x0`` or ``y1 < y0`` (``hrlib.augment.qa``'s
+    ``"reversed_box"``).
+
+    Args:
+        boxes: (N, 4) ``x0, y0, x1, y1``.
+
+    Returns:
+        The indices, ascending.
+    """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     finite = np.isfinite(b).all(axis=1)
     return np.flatnonzero(finite & ((b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1]))).tolist()
@@ -156,7 +174,17 @@ def _reversed_hint(boxes: np.ndarray, got: list[int], expected: list[int]) -> st
 
 @register("02.find_reversed_boxes")
 def check_find_reversed_boxes(answer: Callable[..., Any]) -> str:
-    """``answer(boxes) -> list[int]``: indices (ascending) of finite boxes with x1 < x0 or y1 < y0."""
+    """Check a learner's reversed-box finder: indices (ascending) of finite boxes with x1 < x0 or y1 < y0.
+
+    Args:
+        answer: ``answer(boxes) -> list[int]``.
+
+    Returns:
+        The PASS message: the reversed boxes of every case found.
+
+    Raises:
+        NotYet: a missed or extra index, with a hint (NaN boxes, empty boxes, ...).
+    """
     name = getattr(answer, "__name__", "find_reversed_boxes")
     for what, rows in BOX_CASES:
         boxes = np.asarray(rows, dtype=np.float32).reshape(-1, 4)

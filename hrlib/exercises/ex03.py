@@ -31,12 +31,22 @@ HED_CASES: tuple[tuple[str, tuple[float, float, float], tuple[float, float, floa
 @functools.cache
 def _stain_images() -> tuple[tuple[str, np.ndarray], ...]:
     """Two small course slides and a crop of the real IHC image; no pixel is 0 (log of 0 is left undefined)."""
-    from hrlib.data.slides import make_slide, real_image
+    from hrlib.data.real import real_image
+    from hrlib.data.slides import make_slide
 
     images = [("a course slide (site A)", make_slide(48, label=2, seed=7).image),
               ("a course slide (site C)", make_slide(48, label=1, seed=8, site="C").image),
               ("a crop of the real IHC image", real_image("ihc")[180:240, 200:260])]
     return tuple((what, np.ascontiguousarray(np.maximum(im, 1))) for what, im in images)
+
+
+def _array_of_shape(shown: str, got: object, shape: tuple[int, ...]) -> np.ndarray:
+    """``got`` if it is an array of ``shape``; else a NotYet that says what came back."""
+    if got is None:
+        raise NotYet(f"{shown} returned None: did you forget the `return` statement?")
+    if not isinstance(got, np.ndarray) or got.shape != shape:
+        raise NotYet(f"{shown} returned {describe_value(got)}; expected an array of shape {shape}")
+    return got
 
 
 def _uint8(x: np.ndarray) -> np.ndarray:
@@ -82,16 +92,23 @@ def _hed_hint(image: np.ndarray, got: np.ndarray, expected: np.ndarray, alpha: n
 
 @register("03.hed_jitter")
 def check_hed_jitter(answer: Callable[..., Any]) -> str:
-    """``answer(image, alpha, beta) -> uint8 image``: the papers' HED jitter with fixed per-stain alpha and beta."""
+    """Check a learner's HED jitter: the papers' transform with fixed per-stain alpha and beta.
+
+    Args:
+        answer: ``answer(image, alpha, beta) -> uint8 image``.
+
+    Returns:
+        The PASS message: the papers' transform on every image case.
+
+    Raises:
+        NotYet: a result off the reference, with a hint (log base, units, clipping, ...).
+    """
     name = getattr(answer, "__name__", "hed_jitter_fixed")
     for what, image in _stain_images():
         for case, alpha, beta in HED_CASES:
             shown = f"{name}(<{what}>, alpha={alpha}, beta={beta}) [{case}]"
-            got = call_answer(answer, shown, image.copy(), np.array(alpha), np.array(beta))
-            if got is None:
-                raise NotYet(f"{shown} returned None: did you forget the `return` statement?")
-            if not isinstance(got, np.ndarray) or got.shape != image.shape:
-                raise NotYet(f"{shown} returned {describe_value(got)}; expected an array of shape {image.shape}")
+            got = _array_of_shape(shown, call_answer(answer, shown, image.copy(), np.array(alpha), np.array(beta)),
+                                  image.shape)
             if got.dtype != np.uint8:
                 raise NotYet(f"{shown} returned dtype {got.dtype}; expected uint8 (np.clip(np.rint(x), 0, 255)"
                              ".astype(np.uint8))")
@@ -119,11 +136,8 @@ def _scene() -> np.ndarray:
 
 def _call_noise(answer: Callable[..., Any], name: str, image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     shown = f"{name}(<4-band scene>, sigma={sigma}, rng=np.random.default_rng({seed}))"
-    got = call_answer(answer, shown, image.copy(), sigma, np.random.default_rng(seed))
-    if got is None:
-        raise NotYet(f"{shown} returned None: did you forget the `return` statement?")
-    if not isinstance(got, np.ndarray) or got.shape != image.shape:
-        raise NotYet(f"{shown} returned {describe_value(got)}; expected an array of shape {image.shape}")
+    got = _array_of_shape(shown, call_answer(answer, shown, image.copy(), sigma, np.random.default_rng(seed)),
+                          image.shape)
     if got.dtype != image.dtype:
         raise NotYet(f"{shown} returned dtype {got.dtype}; keep the input's dtype ({image.dtype}): "
                      f"`.astype(image.dtype)`")
@@ -134,7 +148,17 @@ def _call_noise(answer: Callable[..., Any], name: str, image: np.ndarray, sigma:
 
 @register("03.ratio_noise")
 def check_ratio_noise(answer: Callable[..., Any]) -> str:
-    """``answer(image, sigma, rng) -> image``: one multiplicative map ``1 + sigma * N(0, 1)`` for all bands."""
+    """Check a learner's ratio-preserving noise: one multiplicative map ``1 + sigma * N(0, 1)`` for all bands.
+
+    Args:
+        answer: ``answer(image, sigma, rng) -> image``.
+
+    Returns:
+        The PASS message: band ratios kept, noise level right.
+
+    Raises:
+        NotYet: noise per band, wrong level or dtype, with a hint.
+    """
     name = getattr(answer, "__name__", "ratio_noise")
     scene = _scene()
     if not np.array_equal(_call_noise(answer, name, scene, 0.0, 0), scene):

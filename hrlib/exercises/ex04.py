@@ -1,6 +1,6 @@
 """Checks for lesson 04, "cross-domain preprocessing": the MixStyle forward pass and per-domain standardization.
 
-The references are hrlib's own: :func:`hrlib.domain.norm.mixstyle` (the deterministic core of MixStyle, Zhou et al.,
+The references are hrlib's own: :func:`hrlib.domain.style.mixstyle` (the deterministic core of MixStyle, Zhou et al.,
 ICLR 2021) and :func:`hrlib.domain.domain_stats` (per-channel mean and population std of a domain, 0-1 units).
 Each check compares with the reference on a few small cases and, when an answer differs, recognises plausible
 mistakes by computing what they return.
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from hrlib.domain import domain_stats
-from hrlib.domain.norm import mixstyle
+from hrlib.domain.style import mixstyle
 from hrlib.exercises import NotYet, call_answer, describe_value, register
 
 # ----------------------------------------------------------------------------------------- MixStyle
@@ -127,7 +127,17 @@ def _call_mix(answer: Callable[..., Any], shown: str, x: torch.Tensor, lam: torc
 
 @register("04.mixstyle")
 def check_mixstyle(answer: Callable[..., Any]) -> str:
-    """``answer(x, lam, partner, eps=1e-6) -> tensor``: MixStyle's mix of per-sample feature statistics."""
+    """Check a learner's MixStyle mix of per-sample feature statistics (values and gradient).
+
+    Args:
+        answer: ``answer(x, lam, partner, eps=1e-6) -> tensor`` shaped and typed like ``x``.
+
+    Returns:
+        The PASS message.
+
+    Raises:
+        NotYet: a wrong answer, with a hint.
+    """
     name = getattr(answer, "__name__", "mixstyle_forward")
     for case, x, lam, partner, eps in _mix_cases():
         shown = f"{name}(<x {tuple(x.shape)}>, lam={_rounded(lam)}, partner={partner.tolist()}, eps={eps}) [{case}]"
@@ -235,7 +245,17 @@ def _std_hint(images: np.ndarray, domains: Sequence[Hashable], got: np.ndarray, 
 
 @register("04.per_domain_standardize")
 def check_per_domain_standardize(answer: Callable[..., Any]) -> str:
-    """``answer(images, domains) -> float32 (N, H, W, 3)``: each image standardized with its domain's statistics."""
+    """Check a learner's per-domain standardization: each image with its own domain's statistics.
+
+    Args:
+        answer: ``answer(images, domains) -> float32 (N, H, W, 3)``.
+
+    Returns:
+        The PASS message.
+
+    Raises:
+        NotYet: a wrong answer, with a hint.
+    """
     name = getattr(answer, "__name__", "per_domain_standardize")
     for case, images, domains in _std_cases():
         shown = f"{name}(<uint8 images {images.shape}>, domains={list(domains)}) [{case}]"

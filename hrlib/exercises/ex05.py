@@ -1,9 +1,8 @@
 """Checks for lesson 05, "input pipeline": assemble a region from a grid of tiles, and the data-wait fraction of a
 training loop's steps.
 
-The region reference is hrlib's own :meth:`hrlib.pipeline.store.TileStore.read_region` on a small LMDB store written
-for the
-check; the fraction reference is ``sum(wait) / sum(wait + compute)`` after the warm-up steps (what
+The region reference is hrlib's own :meth:`hrlib.pipeline.tilestore.TileStore.read_region` on a small LMDB store
+written for the check; the fraction reference is ``sum(wait) / sum(wait + compute)`` after the warm-up steps (what
 :class:`hrlib.pipeline.loaders.StepTimer` measures, without its start-up steps).
 """
 

@@ -1,7 +1,7 @@
 """Checks for lesson 06, "training diagnostics": per-layer gradient norms, a divergence detector, overfitting.
 
 The references are hrlib's own: :func:`hrlib.diagnostics.monitors.grad_norms`, the rule of
-:class:`hrlib.diagnostics.monitors.DivergenceDetector` and :func:`hrlib.diagnostics.monitors.is_overfitting`.
+:class:`hrlib.diagnostics.monitors.DivergenceDetector` and :func:`hrlib.diagnostics.curves.is_overfitting`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrlib.diagnostics.monitors import grad_norms, is_overfitting
+from hrlib.diagnostics.curves import is_overfitting
+from hrlib.diagnostics.monitors import grad_norms
 from hrlib.exercises import NotYet, call_answer, describe_value, register
 
 # ----------------------------------------------------------------------------------------- layer grad norms
@@ -55,7 +56,17 @@ def _norms_hint(model: nn.Module, got: dict[str, float]) -> str:
 
 @register("06.layer_grad_norms")
 def check_layer_grad_norms(answer: Callable[..., Any]) -> str:
-    """``answer(model) -> {layer name: L2 norm of that layer's gradients}``, skipping parameters without grad."""
+    """Check a learner's per-layer gradient norms (parameters without a gradient skipped).
+
+    Args:
+        answer: ``answer(model) -> {layer name: L2 norm of that layer's gradients}``.
+
+    Returns:
+        The PASS message.
+
+    Raises:
+        NotYet: a wrong norm, or a missing or extra layer (with a hint).
+    """
     name = getattr(answer, "__name__", "layer_grad_norms")
     cases = _grad_models()
     for what, model in cases:
@@ -89,8 +100,17 @@ def check_layer_grad_norms(answer: Callable[..., Any]) -> str:
 
 
 def reference_first_divergence(losses: Sequence[float], factor: float = 10.0, window: int = 20) -> int | None:
-    """Index of the first non-finite loss, or of the first loss > ``factor`` x the median of the last ``window``
-    finite losses before it (judged once 5 are known); None if there is none."""
+    """The reference answer: where a run first diverges.
+
+    Args:
+        losses: one loss per step.
+        factor: a loss above this x the median of the recent finite losses is a spike.
+        window: how many recent finite losses the median takes.
+
+    Returns:
+        The index of the first non-finite loss, or of the first spike (judged once 5 losses are known); None if
+        there is none.
+    """
     recent: list[float] = []
     for i, loss in enumerate(losses):
         if not math.isfinite(loss):
@@ -142,7 +162,17 @@ def _index_or_none(shown: str, got: object) -> int | None:
 
 @register("06.first_divergence")
 def check_first_divergence(answer: Callable[..., Any]) -> str:
-    """``answer(losses, factor=10.0, window=20) -> int | None``: the step where a run first diverges."""
+    """Check a learner's divergence rule: the step where a run first diverges.
+
+    Args:
+        answer: ``answer(losses, factor=10.0, window=20) -> int | None``.
+
+    Returns:
+        The PASS message, naming the kinds of divergence.
+
+    Raises:
+        NotYet: a wrong step on one of the runs, with a hint.
+    """
     name = getattr(answer, "__name__", "first_divergence")
     for what, losses in DIVERGENCE_CASES:
         shown = f"{name}(<{what}>)"
@@ -173,7 +203,16 @@ OVERFIT_CASES: tuple[tuple[str, list[float], list[float], int], ...] = (
 
 
 def reference_overfit_epoch(train_losses: Sequence[float], val_losses: Sequence[float], patience: int) -> int | None:
-    """First evaluation index ``e`` at which :func:`is_overfitting` holds for the losses up to ``e``."""
+    """The reference answer: the first evaluation flagged as overfitting.
+
+    Args:
+        train_losses: one training loss per evaluation.
+        val_losses: one validation loss per evaluation.
+        patience: as in :func:`is_overfitting`.
+
+    Returns:
+        The first index ``e`` at which :func:`is_overfitting` holds for the losses up to ``e``, or None.
+    """
     for e in range(len(val_losses)):
         if is_overfitting(train_losses[: e + 1], val_losses[: e + 1], patience):
             return e
@@ -191,7 +230,17 @@ def _overfit_hint(train: list[float], val: list[float], patience: int, got: obje
 
 @register("06.overfit_epoch")
 def check_overfit_epoch(answer: Callable[..., Any]) -> str:
-    """``answer(train_losses, val_losses, patience) -> int | None``: first evaluation flagged as overfitting."""
+    """Check a learner's overfitting rule: the first evaluation flagged.
+
+    Args:
+        answer: ``answer(train_losses, val_losses, patience) -> int | None``.
+
+    Returns:
+        The PASS message.
+
+    Raises:
+        NotYet: a wrong epoch on one of the curves, with a hint.
+    """
     name = getattr(answer, "__name__", "overfit_epoch")
     for what, train, val, patience in OVERFIT_CASES:
         shown = f"{name}(<{what}>, patience={patience})"

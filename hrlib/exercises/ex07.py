@@ -1,7 +1,8 @@
 """Checks for lesson 07, "error analysis": the pointing game and the failure-set diff.
 
-The references are hrlib's own: :func:`hrlib.analysis.cam.pointing_game` and :func:`hrlib.analysis.errors.diff` (on a
-:class:`hrlib.analysis.errors.FailureSet` that holds every failing sample).
+The references are hrlib's own: :func:`hrlib.analysis.heatmaps.pointing_game` and
+:func:`hrlib.analysis.failures.diff` (on a :class:`hrlib.analysis.failures.FailureSet` that holds every failing
+sample).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from hrlib.analysis.cam import pointing_game
-from hrlib.analysis.errors import FailureCase, FailureSet, diff
+from hrlib.analysis.failures import FailureCase, FailureSet, diff
+from hrlib.analysis.heatmaps import pointing_game
 from hrlib.exercises import NotYet, call_answer, describe_value, register
 
 # ----------------------------------------------------------------------------------------- pointing game
@@ -65,6 +66,8 @@ def _point_variant(cam: np.ndarray, boxes: np.ndarray, tolerance: float, mistake
     return bool((dist <= tolerance).any())
 
 
+POINTING_RULE = ("hit if the distance from the peak's pixel centre (col + 0.5, row + 0.5) to the nearest box is <= "
+                 "tolerance")
 POINTING_HINTS = {  # the most specific first
     "centre": "measure the distance to the nearest point of the box, not to its centre",
     "chebyshev": ("the distance is Euclidean: hypot of the x gap and the y gap (each 0 within the box's span), "
@@ -83,13 +86,22 @@ def _pointing_hint(cam: np.ndarray, boxes: np.ndarray, tolerance: float, got: ob
     for mistake, hint in POINTING_HINTS.items():
         if _point_variant(cam, boxes, tolerance, mistake) == got != expected:
             return hint
-    return ("hit if the distance from the peak's pixel centre (col + 0.5, row + 0.5) to the nearest box is <= "
-            "tolerance")
+    return POINTING_RULE
 
 
 @register("07.pointing_game")
 def check_pointing_game(answer: Callable[..., Any]) -> str:
-    """``answer(cam, boxes, tolerance) -> True / False / None``: does the map's maximum hit a box?"""
+    """Check a learner's pointing game: does the map's maximum hit a box?
+
+    Args:
+        answer: ``answer(cam, boxes, tolerance) -> True / False / None``.
+
+    Returns:
+        The PASS message: hits, misses, tolerance, flat maps and unscored slides passed.
+
+    Raises:
+        NotYet: a wrong verdict on one of the maps, with a hint.
+    """
     name = getattr(answer, "__name__", "pointing_game")
     cases = _pointing_cases()
     for what, cam, boxes, tolerance in cases:
@@ -122,7 +134,17 @@ DIFF_CASES: tuple[tuple[str, list[int], list[int], list[int], list[int]], ...] =
 
 def reference_failure_diff(case_ids: Sequence[int], before: Sequence[int], now: Sequence[int],
                            labels: Sequence[int]) -> dict[str, list[int]]:
-    """The diff of ``hrlib.analysis.errors.diff`` on a failure set of ``case_ids`` selected from ``before``."""
+    """The reference answer: ``hrlib.analysis.failures.diff`` on a failure set selected from ``before``.
+
+    Args:
+        case_ids: the set's sample ids.
+        before: predictions at selection, indexed by sample id.
+        now: predictions after the change.
+        labels: the true classes.
+
+    Returns:
+        Sorted id lists under ``"fixed"``, ``"still_failing"`` and ``"newly_failing"``.
+    """
     cases = tuple(FailureCase(i, int(labels[i]), int(before[i])) for i in sorted(case_ids))
     failing = frozenset(i for i in range(len(labels)) if before[i] != labels[i])
     names = tuple(str(k) for k in range(max(*labels, *before, *now) + 1))
@@ -147,7 +169,18 @@ def _diff_hint(key: str, got: list[int], expected: dict[str, list[int]], case_id
 
 @register("07.failure_diff")
 def check_failure_diff(answer: Callable[..., Any]) -> str:
-    """``answer(case_ids, before, now, labels) -> {"fixed", "still_failing", "newly_failing": sorted id lists}``."""
+    """Check a learner's failure-set diff.
+
+    Args:
+        answer: ``answer(case_ids, before, now, labels) -> {"fixed", "still_failing", "newly_failing": sorted id
+            lists}``.
+
+    Returns:
+        The PASS message.
+
+    Raises:
+        NotYet: a wrong or unsorted id list, with a hint.
+    """
     name = getattr(answer, "__name__", "failure_diff")
     for what, case_ids, before, now, labels in DIFF_CASES:
         shown = f"{name}(<{what}>)"
@@ -169,4 +202,4 @@ def check_failure_diff(answer: Callable[..., Any]) -> str:
                              f"{_diff_hint(key, sorted(ids), expected, case_ids, before, now, labels)}")
             if ids != want:
                 raise NotYet(f"{shown}[{key!r}] = {ids}: right ids, but return them sorted ({want})")
-    return f"fixed, still failing and newly failing, as hrlib.analysis.errors.diff ({len(DIFF_CASES)} cases)"
+    return f"fixed, still failing and newly failing, as hrlib.analysis.diff ({len(DIFF_CASES)} cases)"

@@ -3,8 +3,9 @@
 The conversion never leaves a store that looks complete but is not: images go into ``.<DST>.partial`` next to
 ``DST``, each finished image leaves a completion record there (``done/<id>.json``), and the manifest is written and
 the folder renamed to ``DST`` only when every image is done. ``resume=True`` continues an interrupted run from its
-records. Inputs are decoded with PIL under an explicit pixel limit (``max_pixels``) instead of a globally disabled
-decompression-bomb guard; a file that cannot be read is named and stops the run or is skipped and reported.
+records. Inputs are decoded by :func:`hrlib.pipeline.decode.read_image_file` under an explicit pixel limit
+(``max_pixels``); a file that cannot be read is named and stops the run or is skipped and reported.
+:func:`write_example_images` writes deterministic slide-like sources to convert.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
-import warnings
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,103 +20,80 @@ import numpy as np
 
 from hrlib._checks import check_bool, check_int, check_path
 from hrlib._io import atomic_write
-from hrlib.pipeline import store as _store
+from hrlib.pipeline._storage import (
+    MANIFEST,
+    check_dst,
+    check_settings,
+    commit,
+    open_writer,
+    write_image,
+    write_manifest,
+)
+from hrlib.pipeline.decode import ImageDecodeError, read_image_file
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ON_ERROR", "SUFFIXES", "ConvertError", "convert", "list_sources",
-           "read_image_file"]
+__all__ = ["ON_ERROR", "SUFFIXES", "ConvertError", "convert", "list_sources", "write_example_images"]
 
 SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 ON_ERROR: tuple[str, ...] = ("stop", "skip")
-DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own refusal threshold (2 x Image.MAX_IMAGE_PIXELS), about 13377^2
-_PIL_LOCK = threading.Lock()  # PIL's limit is a module global: change it for one decode at a time
 
 
 class ConvertError(RuntimeError):
     """A conversion stopped on an input file (``on_error="stop"``); the message names the file."""
 
 
-def _check_png_crcs(path: str | os.PathLike) -> None:
-    """Raise ``ValueError`` naming ``path`` unless every chunk of the PNG file has its stored CRC-32.
+def write_example_images(folder: str | os.PathLike, n: int = 2, size: int = 4096, *, seed: int = 0,
+                         quality: int = 90, fmt: str = "jpg") -> list[Path]:
+    """Write deterministic slide-like RGB source images to convert: a 512 px ``make_slide`` upscaled to ``size``,
+    plus fine noise (so that decoding does real work).
 
-    PIL does not check the CRC of IDAT chunks and stops inflating once it has every row, before zlib's own
-    checksum: a flipped byte in the pixel data can decode to wrong pixels without an error. Checking each chunk's
-    CRC first (about 1 ms per MB) makes a damaged PNG an error.
+    Args:
+        folder: where to write (created if needed).
+        n: how many images (>= 1).
+        size: the side of each square image in pixels (>= 16).
+        seed: the same seed gives the same files.
+        quality: the JPEG quality (1-100).
+        fmt: ``"jpg"`` or ``"png"``.
+
+    Returns:
+        The paths ``folder/example_00.jpg``, ...
     """
-    data = Path(path).read_bytes()
-    pos, end = 8, len(data)
-    while pos < end:
-        if pos + 12 > end:
-            raise ValueError(f"{path}: truncated PNG (a chunk header at byte {pos} is cut off)")
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind, body_end = data[pos + 4:pos + 8], pos + 8 + length
-        if body_end + 4 > end:
-            raise ValueError(f"{path}: truncated PNG (chunk {kind!r} at byte {pos} runs past the end of the file)")
-        if zlib.crc32(data[pos + 4:body_end]) != int.from_bytes(data[body_end:body_end + 4], "big"):
-            raise ValueError(f"{path}: damaged PNG (chunk {kind!r} at byte {pos} fails its CRC-32 check)")
-        pos = body_end + 4
-        if kind == b"IEND":
-            return
-    raise ValueError(f"{path}: truncated PNG (no IEND chunk)")
+    import cv2
+    from PIL import Image
 
+    from hrlib.data.slides import make_slide
 
-def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
-    """Decode an image file with PIL into HxWxC uint8 (C = 1 grey, 3 RGB, 4 RGBA).
-
-    Grey and 1-bit images give C = 1; palette, CMYK and YCbCr images become RGB (RGBA with transparency). An EXIF
-    orientation tag is applied, so the array is upright as image viewers show it; of a multi-page TIFF the first
-    page is read (a pyramidal TIFF's full-resolution level).
-
-    ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``) is the largest accepted width x height; PIL's guard is raised
-    to it for this call only and restored afterwards, and the size is checked from the header before any pixel is
-    decoded. Raises ``ValueError`` naming the file for a file that is too large, unreadable, truncated, damaged or
-    not 8-bit; PIL's warnings about corrupt data are errors here. PNG chunks are checked against their CRC-32, so
-    a damaged PNG never decodes to wrong pixels; JPEG and uncompressed TIFF carry no checksum, and a flipped byte
-    in their pixel data can go unnoticed (keep checksums of such sources).
-    """
-    from PIL import Image, ImageOps
-
-    limit = DEFAULT_MAX_PIXELS if max_pixels is None else check_int("max_pixels", max_pixels)
-    path = check_path("path", path)
-    how = f"pass --max-pixels N (max_pixels=N) with N >= the image's pixels to raise the limit of {limit:,}"
-    with _PIL_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("error")  # PIL warns ("Truncated File Read", "Corrupt EXIF data") on damaged files
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit check below replaces it
-        old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
-        try:
-            with Image.open(path) as im:  # reads the header only
-                if im.width * im.height > limit:
-                    raise ValueError(f"{path}: {im.width}x{im.height} = {im.width * im.height:,} pixels exceeds "
-                                     f"max_pixels={limit:,}; {how}")
-                if im.mode.startswith(("I", "F")):
-                    raise ValueError(f"{path}: mode {im.mode!r} is not 8-bit; convert it to 8-bit first")
-                if im.format == "PNG":
-                    _check_png_crcs(path)
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                if im.mode == "1":
-                    im = im.convert("L")
-                elif im.mode not in ("L", "RGB", "RGBA"):
-                    im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-                image = np.asarray(im)
-        except Image.DecompressionBombError as e:
-            raise ValueError(f"{path}: image exceeds max_pixels={limit:,} (PIL: {e}); {how}") from e
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"path {path} does not exist") from e
-        except ValueError as e:
-            if str(e).startswith(str(path)):
-                raise
-            raise ValueError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
-        except Exception as e:  # noqa: BLE001 - PIL raises many types for broken files; name the file in all
-            raise ValueError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
-        finally:
-            Image.MAX_IMAGE_PIXELS = old
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise ValueError(f"{path}: decoded to {image.dtype} with shape {image.shape}, expected 8-bit HxW[xC]")
-    return image[..., None] if image.ndim == 2 else image
+    n, size, seed = check_int("n", n), check_int("size", size, 16), check_int("seed", seed, 0)
+    quality = check_int("quality", quality)
+    if quality > 100 or fmt not in ("jpg", "png"):
+        raise ValueError(f"quality must be 1-100 and fmt 'jpg' or 'png', got quality={quality}, fmt={fmt!r}")
+    folder = check_path("folder", folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-10, 11, (min(size, 1024),) * 2 + (3,), dtype=np.int16)
+    reps = -(-size // noise.shape[0])
+    noise = np.tile(noise, (reps, reps, 1))[:size, :size]
+    paths = []
+    for i in range(n):
+        base = cv2.resize(make_slide(512, seed=seed + i).image, (size, size), interpolation=cv2.INTER_LINEAR)
+        image = np.clip(base.astype(np.int16) + np.roll(noise, 97 * i, axis=(0, 1)), 0, 255).astype(np.uint8)
+        path = folder / f"example_{i:02d}.{fmt}"
+        Image.fromarray(image).save(path, **({"quality": quality} if fmt == "jpg" else {"compress_level": 1}))
+        paths.append(path)
+    return paths
 
 
 def list_sources(src: str | os.PathLike) -> dict[str, Path]:
-    """Image id (the file's stem) -> file for ``src``: one image file or a folder of them (``SUFFIXES``, sorted)."""
+    """The image files to convert, by image id (the file's stem, made safe as a store key).
+
+    Args:
+        src: one image file or a folder of them (``SUFFIXES``; not recursive).
+
+    Returns:
+        Image id -> file, sorted by file name.
+
+    Raises:
+        ValueError: ``src`` is missing, holds no image file, or two files give the same id.
+    """
     src = check_path("src", src)
     if src.is_file() and src.suffix.lower() in SUFFIXES:
         files = [src]
@@ -140,7 +115,7 @@ def list_sources(src: str | os.PathLike) -> dict[str, Path]:
 
 def _prepare(dst: Path, partial: Path, settings: dict[str, Any], resume: bool, force: bool) -> None:
     """Create ``partial`` or check that the interrupted run in it used the same settings."""
-    _store._check_dst(dst, force)
+    check_dst(dst, force)
     if partial.exists() and resume:
         try:
             old = json.loads((partial / "convert.json").read_text())
@@ -165,23 +140,31 @@ def _prepare(dst: Path, partial: Path, settings: dict[str, Any], resume: bool, f
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr", tile: int = 512, levels: int = 3,
             resume: bool = False, force: bool = False, on_error: str = "stop", max_pixels: int | None = None,
             progress: bool = True) -> dict[str, Any]:
-    """Convert the image files in ``src`` (a folder or one file) into a store at ``dst``.
+    """Convert image files into a new tile store (``python -m hrlib convert SRC DST``).
 
     Args:
-        fmt, tile, levels: as in :func:`hrlib.pipeline.store.write_store` (``"zarr"``/``"lmdb"``, chunk side px, pyramid
-            levels).
+        src: a folder of image files or one file (see :func:`list_sources`).
+        dst: the store folder to create.
+        fmt: ``"zarr"`` or ``"lmdb"`` (as in :func:`hrlib.pipeline.store.write_store`).
+        tile: the chunk side in pixels (>= 8).
+        levels: pyramid levels (1-12).
         resume: continue an interrupted conversion (images with a completion record are skipped); with a finished
             ``dst`` that already holds every source image, nothing is done.
         force: replace an existing store at ``dst`` (or discard an interrupted run when not resuming).
         on_error: ``"stop"`` raises :class:`ConvertError` naming the file (finished images are kept for
             ``resume``); ``"skip"`` records it under ``"failed"`` (also in the manifest) and goes on.
-        max_pixels: largest accepted width x height per image (default ``DEFAULT_MAX_PIXELS``).
+        max_pixels: the largest accepted width x height per image (default
+            :data:`hrlib.pipeline.decode.DEFAULT_MAX_PIXELS`).
         progress: show a tqdm progress bar.
 
     Returns:
         ``{"converted": [files], "skipped": [files already done], "failed": {file: reason}}``.
+
+    Raises:
+        ConvertError: an input file failed with ``on_error="stop"``, or no image could be converted.
+        FileExistsError: ``dst`` exists without ``force``, or an interrupted run exists without ``resume``.
     """
-    fmt, tile, levels = _store._check_settings(fmt, tile, levels)
+    fmt, tile, levels = check_settings(fmt, tile, levels)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if max_pixels is not None:
@@ -191,17 +174,32 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr"
     dst = check_path("dst", dst)
     sources = list_sources(src)
     settings = {"format": fmt, "tile": tile, "levels": levels}
-    result: dict[str, Any] = {"converted": [], "skipped": [], "failed": {}}
-    if resume and (dst / _store.MANIFEST).exists():
-        manifest = json.loads((dst / _store.MANIFEST).read_text())
+    if resume and (dst / MANIFEST).exists():
+        manifest = json.loads((dst / MANIFEST).read_text())
         if {k: manifest.get(k) for k in settings} == settings and set(sources) <= set(manifest["images"]):
-            result["skipped"] = [str(f) for f in sources.values()]
-            return result
+            return {"converted": [], "skipped": [str(f) for f in sources.values()], "failed": {}}
     partial = dst.with_name(f".{dst.name}.partial")
     _prepare(dst, partial, settings, resume, force)
+    result = _convert_sources(sources, partial, settings, on_error=on_error, max_pixels=max_pixels,
+                              progress=progress)
+    images = {i: json.loads((partial / "done" / f"{i}.json").read_text()) for i in sources
+              if (partial / "done" / f"{i}.json").exists()}
+    if not images:
+        shutil.rmtree(partial)
+        raise ConvertError(f"no image of {src} could be converted: {result['failed']}")
+    write_manifest(partial, fmt, tile, levels, images, failed=result["failed"])
+    commit(partial, dst, force)
+    return result
+
+
+def _convert_sources(sources: dict[str, Path], partial: Path, settings: dict[str, Any], *, on_error: str,
+                     max_pixels: int | None, progress: bool) -> dict[str, Any]:
+    """Decode and write each source without a completion record into ``partial``; what happened to each."""
     from tqdm.auto import tqdm
 
-    writer = _store._open_writer(partial, fmt, tile)
+    fmt = settings["format"]
+    result: dict[str, Any] = {"converted": [], "skipped": [], "failed": {}}
+    writer = open_writer(partial, fmt, settings["tile"])
     try:
         for image_id, file in tqdm(sources.items(), desc=f"convert to {fmt}", unit="image", disable=not progress):
             record = partial / "done" / f"{image_id}.json"
@@ -210,23 +208,16 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr"
                 continue
             try:
                 image = read_image_file(file, max_pixels=max_pixels)
-            except ValueError as e:
+            except ImageDecodeError as e:
                 if on_error == "stop":
                     raise ConvertError(f"{e}. Stopped; the {len(list((partial / 'done').iterdir()))} finished "
                                        f"images are kept in {partial}: fix or remove the file and rerun with "
                                        f"--resume, or pass --on-error skip") from e
                 result["failed"][str(file)] = str(e)
                 continue
-            entry = _store._write_image(writer, image_id, image, levels, source=file.name)
+            entry = write_image(writer, image_id, image, settings["levels"], source=file.name)
             atomic_write(record, lambda fh, entry=entry: json.dump(entry, fh))
             result["converted"].append(str(file))
     finally:
         writer.close()
-    images = {i: json.loads((partial / "done" / f"{i}.json").read_text()) for i in sources
-              if (partial / "done" / f"{i}.json").exists()}
-    if not images:
-        shutil.rmtree(partial)
-        raise ConvertError(f"no image of {src} could be converted: {result['failed']}")
-    _store._write_manifest(partial, fmt, tile, levels, images, failed=result["failed"])
-    _store._commit(partial, dst, force)
     return result

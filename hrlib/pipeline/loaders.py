@@ -1,6 +1,7 @@
-"""The input pipeline of lesson 05 (claims C7, C29, C30, C31): datasets that read regions from a tile store or
-decode whole files, a decoded-region cache, a DataLoader helper with safe defaults, tensor batch augmentation and
-a step timer that measures how much of each training step waits for data.
+"""Loading batches in lesson 05 (claims C7, C29, C30, C31): a dataset that reads regions from a tile store, a
+decoded-region cache, a DataLoader helper with safe defaults, tensor batch augmentation and a step timer that
+measures how much of each training step waits for data. (Whole image files, shards and small files:
+:mod:`hrlib.pipeline.shards`.)
 
 The tf.data <-> PyTorch mapping: parallel ``map`` <-> ``num_workers``; ``prefetch`` <-> ``prefetch_factor``;
 ``cache`` <-> :class:`TileCache` (one per worker process); ``shuffle`` <-> the sampler (it shuffles indices, before
@@ -24,31 +25,28 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hrlib._checks import check_bool, check_float, check_int, check_path
-from hrlib.pipeline.shards import (
-    Batch,
-    ImageFileDataset,
-    ShardDataset,
-    SkippedSample,
-    SmallFileDataset,
-    collate_skipping,
-    decode_image,
-    to_tensor,
-    write_shards,
-    write_small_files,
-)
+from hrlib._checks import check_bool, check_float, check_index, check_int, check_path
+from hrlib.config import seed_worker
+from hrlib.pipeline.shards import collate_skipping, to_tensor
+from hrlib.pipeline.store import open_store
+from hrlib.pipeline.tilestore import TileStore
 
-__all__ = ["Batch", "ImageFileDataset", "RegionDataset", "ShardDataset", "SkippedSample", "SmallFileDataset",
-           "StepTimer", "TileCache", "batched_augment", "collate_skipping", "decode_image", "default_workers",
-           "make_loader", "sample_augment", "to_tensor", "write_shards", "write_small_files"]
+__all__ = ["RegionDataset", "StepTimer", "TileCache", "batched_augment", "default_num_workers", "make_loader",
+           "sample_augment"]
+
 
 class TileCache:
     """Least-recently-used cache of decoded regions (tf.data's ``cache`` after the expensive step).
 
+    Each DataLoader worker holds its own copy, so hits accumulate only in persistent workers (or with
+    ``num_workers=0``).
+
     Args:
         capacity: most entries kept (>= 1); the least recently used one is evicted first.
 
-    Each DataLoader worker holds its own copy, so hits accumulate only in persistent workers (or with workers=0).
+    Attributes:
+        hits: lookups answered from the cache.
+        misses: lookups that called ``load``.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -61,7 +59,15 @@ class TileCache:
         return len(self._items)
 
     def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
-        """Return the cached value for ``key``, or call ``load()``, store and return its result."""
+        """The cached value for ``key``; on a miss, ``load()``'s result, which is stored.
+
+        Args:
+            key: any hashable key, e.g. ``(image_id, level, y, x, size)``.
+            load: called with no arguments on a miss.
+
+        Returns:
+            The value.
+        """
         if key in self._items:
             self.hits += 1
             self._items.move_to_end(key)
@@ -76,7 +82,11 @@ class TileCache:
         return value
 
     def stats(self) -> dict[str, float]:
-        """``{"hits", "misses", "hit_rate", "size"}``; ``hit_rate`` is 0 before any lookup."""
+        """The counts so far.
+
+        Returns:
+            ``{"hits", "misses", "hit_rate", "size"}``; ``hit_rate`` is 0 before any lookup.
+        """
         total = self.hits + self.misses
         return {"hits": self.hits, "misses": self.misses, "hit_rate": self.hits / total if total else 0.0,
                 "size": len(self._items)}
@@ -92,8 +102,8 @@ class RegionDataset(Dataset):
     """``n_samples`` random ``size`` x ``size`` regions read from a tile store (decode only the region: C7).
 
     Args:
-        store: an open :class:`hrlib.pipeline.store.TileStore` or a store path; only the path is kept, and each process
-            opens its own handle on first use.
+        store: an open :class:`hrlib.pipeline.tilestore.TileStore` or a store path; only the path is kept, and each
+            process opens its own handle on first use.
         size: region side in pixels at ``level`` (>= 1, at most the smallest image side at that level).
         n_samples: dataset length (>= 1).
         level: pyramid level (0 = full resolution; level k is 2^k times smaller).
@@ -103,19 +113,17 @@ class RegionDataset(Dataset):
         cache: a :class:`TileCache`, a capacity for a new one, or None.
         image_ids: sample only these images of the store (e.g. a train/validation split by image); default all.
 
-    Returns per item ``(transform(region), label)``.
+    Item ``i`` is ``(transform(region), label)``.
     """
 
-    def __init__(self, store: Any, size: int, n_samples: int, *, level: int = 0,
+    def __init__(self, store: TileStore | str | os.PathLike, size: int, n_samples: int, *, level: int = 0,
                  transform: Callable[[np.ndarray], Any] | None = None, labels: Mapping[str, int] | None = None,
                  seed: int = 0, cache: TileCache | int | None = None, image_ids: Iterable[str] | None = None) -> None:
-        from hrlib.pipeline.store import open_store
-
         self.size = check_int("size", size)
         self.n_samples = check_int("n_samples", n_samples)
         self.level = check_int("level", level, 0)
         self.seed = check_int("seed", seed, 0)
-        self.path = check_path("store", store.path if hasattr(store, "path") else store)
+        self.path = check_path("store", store.path if isinstance(store, TileStore) else store)
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be a function of the HxWxC uint8 region or None, got "
                             f"{type(transform).__name__}")
@@ -157,25 +165,40 @@ class RegionDataset(Dataset):
         state["_store"], state["_pid"] = None, -1  # never pickle an open handle
         return state
 
-    def store(self) -> Any:
-        """This process's open store (opened on first use, reopened after a fork)."""
-        if self._store is None or self._pid != os.getpid():
-            from hrlib.pipeline.store import open_store
+    def store(self) -> TileStore:
+        """This process's open store (opened on first use, reopened after a fork).
 
+        Returns:
+            The open :class:`hrlib.pipeline.tilestore.TileStore`.
+        """
+        if self._store is None or self._pid != os.getpid():
             self._store, self._pid = open_store(self.path), os.getpid()
         return self._store
 
     def region(self, i: int) -> tuple[str, int, int]:
-        """``(image_id, y, x)`` of item ``i`` (top-left corner in the level's pixel grid), from ``seed`` and ``i``."""
-        if not 0 <= i < self.n_samples:
-            raise IndexError(f"i must be in [0, {self.n_samples}), got {i}")
+        """Where item ``i`` reads, drawn from ``seed`` and ``i`` alone.
+
+        Args:
+            i: the item index, in [0, n_samples).
+
+        Returns:
+            ``(image_id, y, x)``: the region's top-left corner in the level's pixel grid.
+        """
+        i = check_index("i", i, self.n_samples)
         rng = np.random.default_rng([self.seed, i])
         image_id = self.image_ids[int(rng.integers(len(self.image_ids)))]
         h, w = self.shapes[image_id]
         return image_id, int(rng.integers(h - self.size + 1)), int(rng.integers(w - self.size + 1))
 
     def read(self, i: int) -> np.ndarray:
-        """The uint8 region of item ``i`` (through the cache when there is one)."""
+        """The pixels of item ``i`` (through the cache when there is one).
+
+        Args:
+            i: the item index, in [0, n_samples).
+
+        Returns:
+            The region, (size, size, C) uint8.
+        """
         image_id, y, x = self.region(i)
 
         def load() -> np.ndarray:
@@ -192,41 +215,39 @@ class RegionDataset(Dataset):
         return out, self.labels.get(image_id, -1)
 
 
-def default_workers() -> int:
-    """Worker processes that are safe by default: 0 on Windows and macOS (their ``spawn`` start method cannot
-    import a Dataset defined in a notebook), else ``min(2, cpu count)``."""
+def default_num_workers() -> int:
+    """The number of DataLoader worker processes that is safe by default.
+
+    Returns:
+        0 on Windows and macOS (their ``spawn`` start method cannot import a Dataset defined in a notebook), else
+        ``min(2, cpu count)``.
+    """
     if sys.platform in ("win32", "darwin"):
         return 0
     return min(2, os.cpu_count() or 1)
 
 
-def _seed_worker(worker_id: int) -> None:
-    """Give NumPy (and ``random``) in each worker a distinct seed derived from torch's per-worker seed."""
-    import random
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)  # noqa: NPY002  (transforms that use the legacy global generator)
-    random.seed(seed)
-
-
-def make_loader(dataset: Dataset, batch_size: int, *, workers: int | None = None, persistent: bool | None = None,
+def make_loader(dataset: Dataset, batch_size: int, *, num_workers: int | None = None, persistent: bool | None = None,
                 prefetch: int | None = None, shuffle: bool = True, seed: int = 0, pin_memory: bool | None = None,
                 drop_last: bool = False) -> DataLoader:
-    """A DataLoader with safe defaults.
+    """A DataLoader with safe defaults; its batches come from :func:`hrlib.pipeline.shards.collate_skipping` (a list
+    ``[x, y]`` with ``.skipped``).
 
     Args:
         dataset: a map-style dataset.
         batch_size: samples per batch (>= 1).
-        workers: worker processes (>= 0); default :func:`default_workers`.
-        persistent: keep workers alive between epochs (default: True when ``workers > 0``); ignored with 0 workers.
+        num_workers: worker processes (>= 0); default :func:`default_num_workers`. Each worker seeds its copy of
+            the dataset's ``transform`` (:func:`hrlib.config.seed_worker`).
+        persistent: keep workers alive between epochs (default: True with workers); ignored with 0 workers.
         prefetch: batches each worker prepares ahead (>= 1, default 2); ignored with 0 workers.
         shuffle: shuffle the indices each epoch (the sampler shuffles before ``__getitem__`` augments).
-        seed: seeds the shuffling generator, so the order of epoch k is reproducible.
+        seed: seeds the shuffling generator, so the order of epoch k is reproducible (>= 0).
         pin_memory: page-locked batches for faster host-to-GPU copies; only ever True when CUDA is available
             (default: True exactly then).
         drop_last: drop a last incomplete batch.
 
-    Batches come from :func:`collate_skipping` (a list ``[x, y]`` with ``.skipped``).
+    Returns:
+        The ``torch.utils.data.DataLoader``.
     """
     if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
         raise TypeError(f"dataset must be a map-style dataset (with __getitem__ and __len__), got "
@@ -235,18 +256,17 @@ def make_loader(dataset: Dataset, batch_size: int, *, workers: int | None = None
     shuffle, drop_last = check_bool("shuffle", shuffle), check_bool("drop_last", drop_last)
     persistent = check_bool("persistent", persistent, allow_none=True)
     pin_memory = check_bool("pin_memory", pin_memory, allow_none=True)
-    workers = default_workers() if workers is None else check_int("workers", workers, 0)
-    if prefetch is not None:
-        check_int("prefetch", prefetch)
-    cuda = torch.cuda.is_available()
+    num_workers = default_num_workers() if num_workers is None else check_int("num_workers", num_workers, 0)
+    prefetch = None if prefetch is None else check_int("prefetch", prefetch)
     kwargs: dict[str, Any] = {}
-    if workers > 0:
-        kwargs["persistent_workers"] = True if persistent is None else bool(persistent)
-        kwargs["prefetch_factor"] = 2 if prefetch is None else check_int("prefetch", prefetch)
-        kwargs["worker_init_fn"] = _seed_worker
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+    if num_workers > 0:
+        kwargs["persistent_workers"] = True if persistent is None else persistent
+        kwargs["prefetch_factor"] = 2 if prefetch is None else prefetch
+        kwargs["worker_init_fn"] = seed_worker
+    cuda = torch.cuda.is_available()
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       generator=torch.Generator().manual_seed(check_int("seed", seed, 0)),
-                      collate_fn=collate_skipping, pin_memory=cuda if pin_memory is None else bool(pin_memory) and cuda,
+                      collate_fn=collate_skipping, pin_memory=cuda if pin_memory is None else pin_memory and cuda,
                       drop_last=drop_last, **kwargs)
 
 
@@ -261,6 +281,11 @@ class StepTimer:
     Args:
         loader: any iterable of batches.
         sync: wait for CUDA in ``step_done`` (default: when CUDA is available).
+
+    Attributes:
+        wait: seconds blocked in the loader, per step.
+        compute: seconds from a batch's arrival to ``step_done()``, per step.
+        step: seconds of each whole step.
     """
 
     def __init__(self, loader: Iterable[Any], *, sync: bool | None = None) -> None:
@@ -298,8 +323,12 @@ class StepTimer:
             self.step.append(resumed - start)
 
     def summary(self) -> dict[str, float]:
-        """``steps``, seconds ``wait_s``/``compute_s``/``total_s``, ``data_fraction`` = wait / total and
-        ``utilization`` = compute / total (a proxy for accelerator utilization)."""
+        """The totals so far.
+
+        Returns:
+            ``steps``, seconds ``wait_s``/``compute_s``/``total_s``, ``data_fraction`` = wait / total and
+            ``utilization`` = compute / total (a proxy for accelerator utilization); fractions are 0 before a step.
+        """
         total = sum(self.step)
         return {"steps": len(self.step), "wait_s": sum(self.wait), "compute_s": sum(self.compute), "total_s": total,
                 "data_fraction": sum(self.wait) / total if total else 0.0,
@@ -309,6 +338,9 @@ class StepTimer:
 def batched_augment(x: torch.Tensor, *, seed: int, crop: int | None = None, brightness: float = 0.2) -> torch.Tensor:
     """Per-sample random crop, horizontal and vertical flips (p = 0.5 each) and brightness shift on a whole batch.
 
+    The same operations as :func:`sample_augment`, written as tensor operations (C29). Draw order, from one CPU
+    generator: the two flips of every sample, the brightness shifts, then the crop rows and the crop columns.
+
     Args:
         x: NCHW batch, uint8 (0-255) or float in [0, 1], on any device (the work stays there); uint8 moves 4x
             fewer bytes to a GPU.
@@ -316,8 +348,8 @@ def batched_augment(x: torch.Tensor, *, seed: int, crop: int | None = None, brig
         crop: output side in pixels (<= H and W), a random position per sample; None keeps the size.
         brightness: each sample gets ``+ U(-brightness, brightness)``, then clamping to [0, 1] (0 <= b <= 1).
 
-    Returns a new float32 NCHW tensor in [0, 1] (the input is not modified). The same operations as
-    :func:`sample_augment`, written as tensor operations (C29).
+    Returns:
+        A new float32 NCHW tensor in [0, 1] (the input is not modified).
     """
     if (not isinstance(x, torch.Tensor) or x.ndim != 4 or len(x) == 0
             or not (x.is_floating_point() or x.dtype == torch.uint8)):
@@ -348,9 +380,12 @@ def sample_augment(crop: int | None = None, *, seed: int = 0, brightness: float 
     """The per-sample albumentations twin of :func:`batched_augment` (on HxWxC uint8 images, on the CPU: C6).
 
     Args:
-        crop: random crop side in pixels, or None.
-        seed: the Compose's seed.
+        crop: random crop side in pixels (>= 1), or None.
+        seed: the Compose's seed (>= 0); the same seed gives the same sequence of draws.
         brightness: brightness limit (fraction of the maximum value, 0..1).
+
+    Returns:
+        An ``albumentations.Compose``: call it as ``aug(image=image)["image"]``.
     """
     steps: list[A.BasicTransform] = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
     if crop is not None:

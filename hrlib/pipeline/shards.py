@@ -1,20 +1,19 @@
-"""Samples read from files: whole image files decoded with PIL (the baseline that a tile store replaces, with a guard
-against crafted, truncated or huge files), and sequential shard files vs a folder of many small files (claim C30;
-TFRecord / WebDataset in PyTorch terms).
+"""Samples read from files (lesson 05): whole image files decoded with PIL (the baseline that a tile store
+replaces), and sequential shard files vs a folder of many small files (claim C30; TFRecord / WebDataset in PyTorch
+terms).
 
 A shard folder holds ``shard-00000.npy``, ... (each a stack of equal-sized HxWxC uint8 images, read through a
 memory map) and ``index.json`` (shard sizes and labels). A small-file folder holds one ``.png`` or ``.npy`` per
 sample plus ``index.json``. Writers fill a temporary sibling folder and rename it when complete, so an interrupted
 write never leaves a folder that looks finished. Both datasets return ``(CxHxW float tensor in [0, 1], label)``.
+Image files are decoded by :func:`hrlib.pipeline.decode.decode_image` (guarded against crafted, truncated or huge
+files).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,85 +24,65 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
-from hrlib._checks import check_int
-from hrlib._checks import check_path as _check_path
+from hrlib._checks import check_bool, check_image, check_index, check_int, check_path
+from hrlib.pipeline._storage import build_folder
+from hrlib.pipeline.decode import decode_image, read_image_file
 
 __all__ = ["Batch", "ImageFileDataset", "ShardDataset", "SkippedSample", "SmallFileDataset", "collate_skipping",
-           "decode_image", "to_tensor", "write_shards", "write_small_files"]
+           "to_tensor", "write_shards", "write_small_files"]
 
 OnError = Literal["raise", "skip"]
 SmallFormat = Literal["png", "npy"]
+INDEX = "index.json"
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxWxC (or HxW) uint8 ``image`` -> CxHxW float32 tensor in [0, 1]."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
-        got = f"{image.dtype} with shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"image must be a non-empty HxWxC (or HxW) uint8 array, got {got}")
+    """Convert an image to a tensor.
+
+    Args:
+        image: HxWxC (or HxW) uint8.
+
+    Returns:
+        CxHxW float32 tensor in [0, 1].
+    """
+    image = check_image("image", image, channels=None)
     if image.ndim == 2:
         image = image[..., None]
     chw = np.require(image.transpose(2, 0, 1), requirements=("C", "W"))  # copies read-only memmaps (torch warns)
     return torch.from_numpy(chw).float().div_(255.0)
 
 
-def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
-    """Decode an image file with PIL into an HxWx3 uint8 RGB array.
-
-    Args:
-        path: the file.
-        max_pixels: refuse images with more pixels than this (checked from the header, before decoding). PIL's own
-            decompression-bomb guard (about 179 megapixels) still applies; it is never disabled here.
-
-    Raises ``ValueError`` naming the file for anything unreadable (truncated, garbage, too large, missing, a PNG
-    chunk failing its CRC-32).
-    PIL's guard is handled here, per call: its warning (above ~89 megapixels) is silenced only when an explicit
-    ``max_pixels`` replaces it, and its ``DecompressionBombError`` (above ~179 megapixels) becomes that
-    ``ValueError``; ``Image.MAX_IMAGE_PIXELS`` is never changed. (:func:`read_image_file` instead
-    raises PIL's limit to its ``max_pixels`` and keeps 1/4 channels: a converter's contract, not this one's.)
-    """
-    _check_path("path", path)
-    if max_pixels is not None:
-        max_pixels = check_int("max_pixels", max_pixels)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", UserWarning)  # PIL's "Truncated File Read", "Corrupt EXIF data"
-            if max_pixels is not None:  # the caller set an explicit limit: PIL's softer warning adds nothing
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if max_pixels is not None and w * h > max_pixels:
-                    raise ValueError(f"{w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
-                if im.format == "PNG":  # PIL skips IDAT CRCs: a flipped byte could decode to wrong pixels
-                    from hrlib.pipeline.converter import _check_png_crcs
-
-                    _check_png_crcs(path)
-                return np.asarray(im.convert("RGB"))
-    except Image.DecompressionBombError as err:  # PIL's own limit: name the file and the way out
-        raise ValueError(f"path {os.fspath(path)!r} could not be decoded: DecompressionBombError: {err} (PIL refuses "
-                         f"images this large as a decompression-bomb guard; hrlib never disables it: use a tile "
-                         f"store, hrlib.pipeline.converter, for huge slides)") from err
-    except Exception as err:  # PIL raises OSError, SyntaxError, ... for bad files; a missing one is FileNotFoundError
-        raise ValueError(f"path {os.fspath(path)!r} could not be decoded: {type(err).__name__}: {err}") from err
-
-
 @dataclass(frozen=True)
 class SkippedSample:
-    """A sample that failed to load under ``on_error="skip"``: which file and why."""
+    """A sample that failed to load under ``on_error="skip"``.
+
+    Attributes:
+        path: the file.
+        reason: why it failed (the error's message).
+    """
 
     path: str
     reason: str
 
 
 class Batch(list):
-    """A collated batch (a list, e.g. ``[x, y]``) with ``skipped``: the :class:`SkippedSample` s left out of it."""
+    """A collated batch: a list, e.g. ``[x, y]``, with the samples left out of it.
+
+    Attributes:
+        skipped: the :class:`SkippedSample` s of the batch.
+    """
 
     skipped: list[SkippedSample]
 
 
 def collate_skipping(items: Sequence[Any]) -> Batch:
-    """``default_collate`` of the samples that loaded; skipped ones go to ``batch.skipped``.
+    """``default_collate`` of the samples that loaded; the skipped ones go to ``batch.skipped``.
 
-    A batch whose every sample was skipped is an empty :class:`Batch` (check ``len(batch)``).
+    Args:
+        items: what the dataset returned for one batch: samples and :class:`SkippedSample` s.
+
+    Returns:
+        The collated :class:`Batch`; empty (check ``len(batch)``) when every sample was skipped.
     """
     if isinstance(items, str | bytes) or not isinstance(items, Sequence):
         raise TypeError(f"items must be a list of samples (what a Dataset returns), got {type(items).__name__}")
@@ -126,8 +105,9 @@ class ImageFileDataset(Dataset):
         n_samples: dataset length; default ``len(files)``.
         labels: one class per file (default -1).
         seed: the crop of item ``i`` comes from ``seed`` and ``i``.
-        max_pixels: refuse larger images (see :func:`decode_image`).
-        on_error: ``"raise"``: a file that fails raises ``ValueError`` naming it (also from a worker process);
+        max_pixels: refuse larger images (see :func:`hrlib.pipeline.decode.decode_image`).
+        on_error: ``"raise"``: a file that fails raises :class:`hrlib.pipeline.decode.ImageDecodeError` (a
+            ``ValueError``) naming it, also from a worker process;
             ``"skip"``: the item is a :class:`SkippedSample` that :func:`collate_skipping` (the loader's default
             collate) leaves out and reports in ``batch.skipped``.
         transform: called on the HxWxC uint8 crop; default :func:`to_tensor`.
@@ -138,7 +118,7 @@ class ImageFileDataset(Dataset):
                  on_error: OnError = "raise", transform: Callable[[np.ndarray], Any] | None = None) -> None:
         if isinstance(files, str | os.PathLike) or not isinstance(files, Iterable):
             raise TypeError(f"files must be a list of image file paths, got {type(files).__name__} {files!r:.60}")
-        self.files = [_check_path(f"files[{i}]", f) for i, f in enumerate(files)]
+        self.files = [check_path(f"files[{i}]", f) for i, f in enumerate(files)]
         if not self.files:
             raise ValueError("files must name at least one image file, got none")
         self.size = None if size is None else check_int("size", size)
@@ -163,7 +143,7 @@ class ImageFileDataset(Dataset):
         return self.n_samples
 
     def __getitem__(self, i: int) -> tuple[Any, int] | SkippedSample:
-        _check_index(i, len(self))
+        check_index("i", i, len(self))
         path = self.files[i % len(self.files)]
         try:
             image = decode_image(path, self.max_pixels)
@@ -174,20 +154,12 @@ class ImageFileDataset(Dataset):
                 rng = np.random.default_rng([self.seed, i])
                 y, x = int(rng.integers(h - self.size + 1)), int(rng.integers(w - self.size + 1))
                 image = image[y:y + self.size, x:x + self.size]
-        except ValueError as err:
+        except ValueError as err:  # an ImageDecodeError, or an image smaller than size
             if self.on_error == "raise":
                 raise
             return SkippedSample(os.fspath(path), str(err))
         out = self.transform(image) if self.transform is not None else to_tensor(image)
         return out, self.labels[i % len(self.files)]
-
-
-def _check_index(i: object, n: int) -> int:
-    if isinstance(i, bool) or not isinstance(i, int | np.integer):
-        raise TypeError(f"i must be an int index, got {type(i).__name__} {i!r}")
-    if not 0 <= i < n:
-        raise IndexError(f"i must be in [0, {n}), got {i}")
-    return int(i)
 
 
 def _pairs(samples: object) -> Iterable[tuple[int, np.ndarray, int]]:
@@ -203,40 +175,35 @@ def _pairs(samples: object) -> Iterable[tuple[int, np.ndarray, int]]:
         yield i, sample[0], int(sample[1])
 
 
-def _check_image(i: int, image: np.ndarray, shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.size == 0:
-        got = f"{image.dtype} with shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"samples[{i}] must hold an HxWxC uint8 image, got {got}")
+def _check_sample(i: int, image: object, shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape of ``samples[i]``'s HxWxC uint8 image, which must equal ``shape`` (unless None)."""
+    image = check_image(f"samples[{i}]", image, channels=None, gray=False)
     if shape is not None and image.shape != shape:
         raise ValueError(f"samples[{i}] must have the shape of samples[0] {shape}, got {image.shape}")
     return image.shape
 
 
-def _write_folder(dst: str | os.PathLike, force: bool, fill: Any) -> Path:
-    """Create ``dst`` atomically: ``fill(tmp)`` writes into a temporary sibling, which is then renamed."""
-    dst = _check_path("dst", dst)
-    if not isinstance(force, bool):
-        raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r}")
-    if dst.exists() and not force:
-        raise FileExistsError(f"dst {os.fspath(dst)!r} already exists; pass force=True to replace it")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
-    try:
-        fill(tmp)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return dst
+def _write_folder(dst: object, force: object, fill: Callable[[Path], None]) -> Path:
+    """Create the sample folder ``dst`` atomically (see :func:`hrlib.pipeline._storage.build_folder`)."""
+    dst, force = check_path("dst", dst), check_bool("force", force)
+    return build_folder(dst, force, fill, INDEX, "sample folder")
 
 
 def write_shards(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLike, *, shard_size: int = 256,
                  force: bool = False) -> Path:
-    """Write ``(image, label)`` samples (equal-shaped HxWxC uint8) into sequential shards of ``shard_size`` images.
+    """Write samples into sequential shard files, read back by :class:`ShardDataset`.
 
-    Returns the shard folder; refuses to replace an existing one unless ``force``.
+    Args:
+        samples: ``(image, label)`` pairs: equal-shaped HxWxC uint8 images and int labels.
+        dst: the folder to create.
+        shard_size: images per shard file (>= 1).
+        force: replace an existing shard folder (only an hrlib sample folder or an empty folder is replaced).
+
+    Returns:
+        ``dst`` as a ``Path``.
+
+    Raises:
+        FileExistsError: ``dst`` exists and ``force`` is False, or it is not an hrlib sample folder.
     """
     shard_size = check_int("shard_size", shard_size)
 
@@ -252,7 +219,7 @@ def write_shards(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLi
             buffer.clear()
 
         for i, image, label in _pairs(samples):
-            shape = _check_image(i, image, shape)
+            shape = _check_sample(i, image, shape)
             buffer.append(image)
             labels.append(int(label))
             if len(buffer) == shard_size:
@@ -261,21 +228,34 @@ def write_shards(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLi
             flush()
         if not labels:
             raise ValueError("samples must hold at least one (image, label) pair, got none")
-        (tmp / "index.json").write_text(json.dumps({"kind": "shards", "shard_sizes": sizes, "labels": labels}))
+        (tmp / INDEX).write_text(json.dumps({"kind": "shards", "shard_sizes": sizes, "labels": labels}))
 
     return _write_folder(dst, force, fill)
 
 
 def write_small_files(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLike, *,
                       fmt: SmallFormat = "png", force: bool = False) -> Path:
-    """Write one file per sample (``fmt`` ``"png"``: compressed, decoded on read; ``"npy"``: raw) into ``dst``."""
+    """Write one file per sample, read back by :class:`SmallFileDataset` (the baseline shards replace).
+
+    Args:
+        samples: ``(image, label)`` pairs: HxWxC uint8 images (1, 3 or 4 channels for PNG) and int labels.
+        dst: the folder to create.
+        fmt: ``"png"`` (compressed, decoded on read) or ``"npy"`` (raw).
+        force: replace an existing sample folder (only an hrlib sample folder or an empty folder is replaced).
+
+    Returns:
+        ``dst`` as a ``Path``.
+
+    Raises:
+        FileExistsError: ``dst`` exists and ``force`` is False, or it is not an hrlib sample folder.
+    """
     if fmt not in ("png", "npy"):
         raise ValueError(f"fmt must be 'png' or 'npy', got {fmt!r}")
 
     def fill(tmp: Path) -> None:
         labels: list[int] = []
         for i, image, label in _pairs(samples):
-            _check_image(i, image, None)
+            _check_sample(i, image, None)
             if fmt == "png" and image.shape[2] not in (1, 3, 4):
                 raise ValueError(f"samples[{i}] must have 1, 3 or 4 channels for fmt='png', got {image.shape}")
             if fmt == "png":
@@ -285,13 +265,13 @@ def write_small_files(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.P
             labels.append(int(label))
         if not labels:
             raise ValueError("samples must hold at least one (image, label) pair, got none")
-        (tmp / "index.json").write_text(json.dumps({"kind": "small", "fmt": fmt, "labels": labels}))
+        (tmp / INDEX).write_text(json.dumps({"kind": "small", "fmt": fmt, "labels": labels}))
 
     return _write_folder(dst, force, fill)
 
 
 def _read_index(path: str | os.PathLike, kind: str) -> dict[str, Any]:
-    index_file = _check_path("path", path) / "index.json"
+    index_file = check_path("path", path) / INDEX
     if not index_file.is_file():
         raise ValueError(f"path {os.fspath(path)!r} has no index.json (not a finished {kind} folder)")
     try:
@@ -311,11 +291,14 @@ class ShardDataset(Dataset):
     """Samples from :func:`write_shards` output; each process memory-maps the shards on first use.
 
     Reading indices in order touches each shard file sequentially (``shuffle=False``, or shuffle shard order and
-    within a buffer, as WebDataset does).
+    within a buffer, as WebDataset does). Item ``i`` is ``(CxHxW float tensor in [0, 1], label)``.
+
+    Args:
+        path: the shard folder.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = _check_path("path", path)
+        self.path = check_path("path", path)
         index = _read_index(self.path, "shards")
         self.labels: list[int] = index["labels"]
         self.starts = np.cumsum([0, *index["shard_sizes"]])
@@ -329,7 +312,7 @@ class ShardDataset(Dataset):
         return {**self.__dict__, "_maps": {}, "_pid": -1}
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        _check_index(i, len(self))
+        check_index("i", i, len(self))
         if self._pid != os.getpid():
             self._maps, self._pid = {}, os.getpid()
         shard = int(np.searchsorted(self.starts, i, side="right")) - 1
@@ -339,10 +322,16 @@ class ShardDataset(Dataset):
 
 
 class SmallFileDataset(Dataset):
-    """Samples from :func:`write_small_files` output: one file opened (and for PNG decoded) per item."""
+    """Samples from :func:`write_small_files` output: one file opened (and for PNG decoded) per item.
+
+    Item ``i`` is ``(CxHxW float tensor in [0, 1], label)``.
+
+    Args:
+        path: the small-file folder.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = _check_path("path", path)
+        self.path = check_path("path", path)
         index = _read_index(self.path, "small")
         self.fmt: str = index["fmt"]
         self.labels: list[int] = index["labels"]
@@ -351,11 +340,7 @@ class SmallFileDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        _check_index(i, len(self))
+        check_index("i", i, len(self))
         file = self.path / f"{i:06d}.{self.fmt}"
-        if self.fmt == "npy":
-            image = np.load(file)
-        else:
-            with Image.open(file) as im:
-                image = np.asarray(im)
+        image = np.load(file) if self.fmt == "npy" else read_image_file(file)
         return to_tensor(image), self.labels[i]

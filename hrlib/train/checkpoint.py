@@ -1,4 +1,4 @@
-"""Training checkpoints that survive a crash and load safely (issue 9): atomic writes, ``weights_only`` loading.
+"""Training checkpoints that survive a crash and load safely (lesson 08): atomic writes, ``weights_only`` loading.
 
 A checkpoint is a dict of tensors and plain containers (no pickled classes), so ``torch.load(weights_only=True)``
 reads it: model, optimizer, LR scheduler and grad scaler state dicts, the epoch just finished, the optimizer step,
@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrlib._checks import check_int
-from hrlib._checks import check_path as _check_path
+from hrlib._checks import check_int, check_path
 from hrlib._io import atomic_write
 
 __all__ = ["checkpoint_path", "latest_checkpoint", "load_checkpoint", "restore_rng_state", "rng_state",
@@ -50,8 +49,12 @@ def _check_rng_state(state: object) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """This process's random states as tensors and ints (``weights_only``-loadable): ``python`` (Mersenne Twister
-    words as int64), ``numpy`` (the legacy global generator), ``torch`` (CPU) and ``cuda`` (one per device)."""
+    """This process's random states as tensors and ints (``weights_only``-loadable).
+
+    Returns:
+        ``{"python": Mersenne Twister words as int64, "numpy": the legacy global generator, "torch": the CPU
+        state, "cuda": one state per device}``.
+    """
     version, words, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002  (legacy global generator)
     return {"python": {"version": int(version), "words": torch.tensor(words, dtype=torch.int64),
@@ -63,7 +66,14 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Set this process's generators to ``state`` (from :func:`rng_state`); CUDA states only where devices exist."""
+    """Set this process's generators to ``state``; CUDA states only where as many devices exist.
+
+    Args:
+        state: a dict from :func:`rng_state` (checked before any generator is set).
+
+    Raises:
+        TypeError, ValueError: ``state`` does not have :func:`rng_state`'s layout.
+    """
     _check_rng_state(state)
     py = state["python"]
     random.setstate((py["version"], tuple(int(w) for w in py["words"].tolist()), py["gauss"]))
@@ -76,18 +86,40 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def checkpoint_path(folder: str | os.PathLike, epoch: int) -> Path:
-    """Where the checkpoint after ``epoch`` (0-based, >= 0) lives: ``folder/checkpoints/epoch_NNNN.pt``."""
-    return _check_path("folder", folder) / "checkpoints" / f"epoch_{check_int('epoch', epoch, 0):04d}.pt"
+    """Where the checkpoint after ``epoch`` lives.
+
+    Args:
+        folder: the run's output folder.
+        epoch: the 0-based epoch just finished (>= 0).
+
+    Returns:
+        ``folder/checkpoints/epoch_NNNN.pt``.
+
+    Raises:
+        TypeError, ValueError: a bad argument, named in the message.
+    """
+    return check_path("folder", folder) / "checkpoints" / f"epoch_{check_int('epoch', epoch, 0):04d}.pt"
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, keep_last: int | None = None) -> Path:
-    """Write ``checkpoint`` (tensors and plain containers only) to ``path`` atomically; returns the path.
+    """Write ``checkpoint`` to ``path`` atomically (``hrlib._io.atomic_write``).
 
     The bytes go to a temporary file in the same folder, are fsynced, then renamed over ``path``: readers see the
-    old file or the new one, never a partial one. ``keep_last`` (>= 1): afterwards delete all but the newest
-    ``keep_last`` ``epoch_NNNN.pt`` files of the folder (None keeps all).
+    old file or the new one, never a partial one.
+
+    Args:
+        path: the file (its folder is created if needed).
+        checkpoint: tensors and plain containers only (so ``weights_only`` loading reads it).
+        keep_last: afterwards delete all but the newest ``keep_last`` (>= 1) ``epoch_NNNN.pt`` files of the
+            folder (None keeps all).
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        TypeError, ValueError: a bad argument, named in the message; OSError: the write failed (the old file stays).
     """
-    path = _check_path("path", path)
+    path = check_path("path", path)
     if not isinstance(checkpoint, Mapping):
         raise TypeError(f"checkpoint must be a dict, got {type(checkpoint).__name__}")
     keep_last = None if keep_last is None else check_int("keep_last", keep_last)
@@ -100,9 +132,20 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, k
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code runs), tensors on
-    ``map_location``. Raises ``FileNotFoundError`` if missing, ``ValueError`` naming the file if unreadable."""
-    path = _check_path("path", path)
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code runs).
+
+    Args:
+        path: the checkpoint file.
+        map_location: the device its tensors are loaded onto.
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        FileNotFoundError: ``path`` is missing.
+        TypeError, ValueError: a bad argument, or a file that is not a readable hrlib checkpoint.
+    """
+    path = check_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"path must be an existing checkpoint file, got {str(path)!r} (does not exist"
                                 f"{'; a folder' if path.is_dir() else ''})")
@@ -129,6 +172,13 @@ def _epoch_files(folder: Path) -> list[Path]:
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest ``epoch_NNNN.pt`` in ``folder/checkpoints`` (highest epoch), or None if there is none."""
-    files = _epoch_files(_check_path("folder", folder) / "checkpoints")
+    """The newest checkpoint of a run.
+
+    Args:
+        folder: the run's output folder.
+
+    Returns:
+        The ``epoch_NNNN.pt`` in ``folder/checkpoints`` with the highest epoch, or None if there is none.
+    """
+    files = _epoch_files(check_path("folder", folder) / "checkpoints")
     return files[-1] if files else None

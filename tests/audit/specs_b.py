@@ -191,7 +191,7 @@ SPECS["hrlib.diagnostics.monitors.GradClipper"] = Case(valid=lambda: {"max_norm"
 SPECS["hrlib.diagnostics.monitors.GradClipper.clip"] = Case(
     fn=lambda **kw: __import__("hrlib.diagnostics.monitors", fromlist=["_"]).GradClipper().clip(**kw),
     valid=lambda: {"model": _model_with_grads()}, bad={"model": _NOT_MODELS})
-SPECS["hrlib.diagnostics.monitors.is_overfitting"] = Case(
+SPECS["hrlib.diagnostics.curves.is_overfitting"] = Case(
     valid=lambda: {"train_losses": [1.0, 0.8, 0.6, 0.5], "val_losses": [1.0, 0.9, 0.95, 0.97], "patience": 2},
     bad={"train_losses": [None, 1.0, "1.0", [1.0, 0.8, 0.6], [1.0, None, 0.6, 0.5]],
          "val_losses": [None, 0.5, [1.0, 0.9], ["a", "b", "c", "d"]], "patience": [0, 1.5, None],
@@ -203,11 +203,11 @@ SPECS["hrlib.diagnostics.monitors.OverfitDetector.update"] = Case(
     fn=lambda **kw: __import__("hrlib.diagnostics.monitors", fromlist=["_"]).OverfitDetector().update(**kw),
     valid=lambda: {"epoch": 0, "train_loss": 1.0, "val_loss": 0.9},
     bad={"epoch": [-1, 0.5, None], "train_loss": [None, "1.0"], "val_loss": [None, "0.9", math.nan, math.inf]})
-SPECS["hrlib.diagnostics.monitors.plot_lr"] = Case(
+SPECS["hrlib.diagnostics.curves.plot_lr"] = Case(
     valid=lambda: {"history": _history()}, bad={"history": [None, [{"epoch": 0, "lr": 0.1}], _history(0)],
                                                 "ax": ["ax", 3]})
-SPECS["hrlib.diagnostics.monitors.LivePlot"] = Case(valid=lambda: {"title": "curves", "live": False},
-                                           bad={"title": [None, 3], "live": _BAD_BOOLS[:1] + [2]})
+SPECS["hrlib.diagnostics.curves.LivePlot"] = Case(valid=lambda: {"title": "curves", "live": False},
+                                         bad={"title": [None, 3], "live": _BAD_BOOLS[:1] + [2]})
 
 
 def _recorded_monitor():
@@ -245,49 +245,54 @@ SPECS["hrlib.diagnostics.memory.largest_batch"] = Case(
 # ----------------------------------------------------------------------------------------------------- models
 _BAD_COUNTS = [0, -1, 2.5, "3", None, True]
 
-EXEMPT["hrlib.models.Cost"] = "result record: count_cost builds it"
-SPECS["hrlib.models.DepthwiseSeparableConv"] = Case(
+EXEMPT["hrlib.models.cost.Cost"] = "result record: count_cost builds it"
+SPECS["hrlib.models.networks.eval_mode"] = Case(fn=lambda **kw: __import__("hrlib.models", fromlist=["eval_mode"])
+                                                .eval_mode(**kw).__enter__(),
+                                                valid=lambda: {"model": _tiny_model()}, bad={"model": [None, "model"]})
+SPECS["hrlib.models.networks.bare_copy"] = Case(valid=lambda: {"module": _tiny_model()},
+                                                bad={"module": [None, "model", torch.zeros(2)]})
+SPECS["hrlib.models.networks.DepthwiseSeparableConv"] = Case(
     valid=lambda: {"c_in": 4, "c_out": 8, "stride": 2},
     bad={"c_in": _BAD_COUNTS, "c_out": _BAD_COUNTS, "stride": [0, 3, 1.0, None]})
-SPECS["hrlib.models.DSConvNet"] = Case(
+SPECS["hrlib.models.networks.DSConvNet"] = Case(
     valid=lambda: {"num_classes": 3, "in_channels": 3, "widths": (4, 8)},
     bad={"num_classes": _BAD_COUNTS, "in_channels": _BAD_COUNTS, "widths": [None, (), 8, "48", (4, 0), (4, 8.0)]})
-SPECS["hrlib.models.LayerNorm2d"] = Case(valid=lambda: {"num_channels": 4},
+SPECS["hrlib.models.networks.LayerNorm2d"] = Case(valid=lambda: {"num_channels": 4},
                                          bad={"num_channels": _BAD_COUNTS, "eps": [0.0, -1e-6, math.nan, "1e-6", None]})
-SPECS["hrlib.models.ConvNeXtBlock"] = Case(
+SPECS["hrlib.models.networks.ConvNeXtBlock"] = Case(
     valid=lambda: {"dim": 4, "kernel_size": 3},
     bad={"dim": _BAD_COUNTS, "kernel_size": [4, 0, 3.0, None], "expansion": _BAD_COUNTS,
          "layer_scale_init": [0.0, -1.0, math.nan, "1e-6", None]})
-SPECS["hrlib.models.TinyConvNeXt"] = Case(
+SPECS["hrlib.models.networks.TinyConvNeXt"] = Case(
     valid=lambda: {"dims": (4, 8), "depths": (1, 1)},
     bad={"num_classes": _BAD_COUNTS, "in_channels": _BAD_COUNTS, "dims": [None, (), (4, 8, 16), (4, 0), "48"],
          "depths": [None, (1,), (1, 0), 1], "layer_scale_init": [0.0, math.nan, None]})
-SPECS["hrlib.models.build_model"] = Case(
+SPECS["hrlib.models.networks.build_model"] = Case(
     valid=lambda: {"name": "dsconvnet", "widths": (4,)},
     bad={"name": [None, "resnet50", 3, ""], "num_classes": [0, 2.5, None], "in_channels": [0, "3"]})
-SPECS["hrlib.models.add_dropblock"] = Case(
+SPECS["hrlib.models.networks.add_dropblock"] = Case(
     valid=lambda: {"model": _tiny_model(), "p": 0.1, "block_size": 3},
     bad={"model": [None, torch.nn.Conv2d(3, 4, 3), "dsconvnet"], "p": [-0.1, 1.0, math.nan, "0.1", None],
          "block_size": [0, 4, 3.0, None], "stages": [None, (), (5,), (-9,), "1", (1.0,)]})
-SPECS["hrlib.models.conv2d_params"] = Case(
+SPECS["hrlib.models.cost.conv2d_params"] = Case(
     valid=lambda: {"c_in": 4, "c_out": 8, "kernel": 3},
     bad={"c_in": _BAD_COUNTS, "c_out": _BAD_COUNTS, "kernel": [0, (3,), (3, 0), (3, 3, 3), None, "3"],
          "groups": [0, 3, 1.5, None], "bias": ["yes", None, 1]})
-SPECS["hrlib.models.conv2d_macs"] = Case(
+SPECS["hrlib.models.cost.conv2d_macs"] = Case(
     valid=lambda: {"c_in": 4, "c_out": 8, "kernel": (3, 1), "out_h": 8, "out_w": 8},
     bad={"c_in": _BAD_COUNTS, "kernel": [0, (3,), None], "out_h": _BAD_COUNTS, "out_w": [0, 8.0, None],
          "groups": [0, 3]})
-SPECS["hrlib.models.SavedBytes"] = Case(
+SPECS["hrlib.models.cost.SavedBytes"] = Case(
     valid=lambda: {"module": _tiny_model(), "exclude": (torch.zeros(2),)},
     bad={"module": [None, "model", torch.zeros(2)], "exclude": [None, torch.zeros(2), [None], "x"]})
-SPECS["hrlib.models.count_cost"] = Case(
+SPECS["hrlib.models.cost.count_cost"] = Case(
     valid=lambda: {"model": _tiny_model(), "image_size": 16},
     bad={"model": [None, "dsconvnet", torch.zeros(2)], "image_size": [0, (16,), (16, 0), 16.0, None],
          "batch_size": [0, 1.5, None], "in_channels": [0, 4, 1.5, "3"]})
-SPECS["hrlib.models.receptive_field"] = Case(
+SPECS["hrlib.models.cost.receptive_field"] = Case(
     valid=lambda: {"layers": [torch.nn.Conv2d(1, 1, 3), torch.nn.Conv2d(1, 1, 3, stride=2)]},
     bad={"layers": [None, 3, "conv", [torch.nn.Linear(2, 2)], [torch.nn.Conv2d(1, 1, (3, 1))]]})
-SPECS["hrlib.models.measure_receptive_field"] = Case(
+SPECS["hrlib.models.cost.measure_receptive_field"] = Case(
     valid=lambda: {"module": torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3), torch.nn.ReLU()), "image_size": 16},
     bad={"module": [None, torch.nn.Linear(2, 2), "conv"], "image_size": [0, (16,), 16.0, None, 1]})
 
@@ -308,7 +313,7 @@ SPECS["hrlib.diagnostics.pruning.prune_channels"] = Case(
 
 
 # ----------------------------------------------------------------------------------------------------- runconfig
-_STAGES = {"stages": [{"name": "low", "resolution": 16, "epochs": 1}]}
+_STAGES = {"stages": [{"name": "low", "resolution": 16, "num_epochs": 1}]}
 
 
 def _config(**sections: object) -> dict:
@@ -323,29 +328,34 @@ def _config_file(name: str, text: str | bytes) -> Path:
     return path
 
 
-EXEMPT["hrlib.train.config.ConfigError"] = "exception class (a ValueError with the key path; never called by users)"
+EXEMPT["hrlib.train.schema.ConfigError"] = "exception class (a ValueError with the key path; never called by users)"
+for _section in ("GeneratorData", "StoreData", "Stage", "ScheduleSection", "ModelSection", "TrainSection",
+                 "DiagnosticsSection", "OutputSection", "TrainConfig"):
+    EXEMPT[f"hrlib.train.schema.{_section}"] = ("pydantic schema model; validate_config (audited below) is its front "
+                                                "door and turns its errors into ConfigError with key paths")
 SPECS["hrlib.train.config.validate_config"] = Case(
     valid=lambda: {"config": _config()}, bad={"config": [None, [], "train.toml", 3]})
-# each section's errors name its key path ("train.lr must be a number > 0, got -1"): one argument per section
-SPECS["hrlib.train.config.validate_config.sections"] = Case(
+# each section of TrainConfig (via validate_config) names its key path ("train.lr must be a number > 0, got -1")
+SPECS["hrlib.train.schema.TrainConfig.sections"] = Case(
     fn=lambda **kw: __import__("hrlib.train.config", fromlist=["_"]).validate_config(_config(**kw)),
     valid=lambda: {},
     bad={"data": [None, {"n": 0}, {"size": 4}, {"source": "web"}, {"sites": []}, {"sites": ["Z"]}, {"seed": -1},
                   {"source": "store"}, {"bogus": 1}],
-         "schedule": [None, {}, {"stages": []}, {"stages": [{"name": "a", "resolution": 7, "epochs": 1}]},
-                      {"stages": [{"name": "a", "resolution": 64, "epochs": 1}]},
-                      {"stages": [{"name": "a", "resolution": 16, "epochs": 0}]},
-                      {"stages": [{"name": "a", "resolution": 16, "epochs": 1, "policy": "bogus"}]}],
+         "schedule": [None, {}, {"stages": []}, {"stages": [{"name": "a", "resolution": 7, "num_epochs": 1}]},
+                      {"stages": [{"name": "a", "resolution": 64, "num_epochs": 1}]},
+                      {"stages": [{"name": "a", "resolution": 16, "num_epochs": 0}]},
+                      {"stages": [{"name": "a", "resolution": 16, "epochs": 1}]},
+                      {"stages": [{"name": "a", "resolution": 16, "num_epochs": 1, "policy": "bogus"}]}],
          "model": [None, {"name": "resnet"}, {"kwargs": {"widths": "abc"}}, {"kwargs": {"num_classes": 3}},
                    {"kwargs": {"bogus": 1}}],
          "train": [None, {"lr": -1.0}, {"lr": math.nan}, {"batch_size": 0}, {"lr_schedule": "linear"},
-                   {"device": "tpu"}, {"amp": "yes"}, {"weight_decay": "0"}],
+                   {"device": "tpu"}, {"amp": "yes"}, {"weight_decay": "0"}, {"workers": 0}, {"num_workers": -1}],
          "diagnostics": [None, {"grad_clip": {"max_norm": -1.0}}, {"bogus": True}, {"overfit": {"bogus": 1}},
                          {"divergence": 3}],
          "output": [None, {"dir": ""}, {"keep_last": 0}, {"progress": 1}]})
 SPECS["hrlib.train.config.load_config"] = Case(
     valid=lambda: {"path": _config_file("ok.toml", '[schedule]\nstages = [{name = "a", resolution = 16, '
-                                                   'epochs = 1}]\n')},
+                                                   'num_epochs = 1}]\n')},
     bad={"path": [None, 3, _TMP / "missing.toml", _config_file("cfg.json", "{}"), _config_file("bad.toml", "= ="),
                   _config_file("bad.yaml", "a: [1,"), _config_file("latin.toml", b"\xff\xfe[schedule]"),
                   _config_file("list.yaml", "- 1\n- 2\n")]},
@@ -353,10 +363,20 @@ SPECS["hrlib.train.config.load_config"] = Case(
 
 
 # ----------------------------------------------------------------------------------------------------- runner
-SPECS["hrlib.train.runner.train"] = Case(
+SPECS["hrlib.train.runner.run_config"] = Case(
     valid=lambda: {"config": _config(), "progress": False},
     bad={"config": [None, [], "config.toml"], "out": [3, ["runs"]], "resume": ["yes", None, 1],
          "stop_after": [0, 1.5, "1"], "progress": ["no", 1]})
+EXEMPT["hrlib.train.runner.run_cli"] = "runs the options add_arguments parsed; main(argv) is its audited entry"
+SPECS["hrlib.train.config.build_callbacks"] = Case(
+    valid=lambda: {"diagnostics": {"grad_clip": {"max_norm": 1.0}, "divergence": True}},
+    bad={"diagnostics": [None, [], {"bogus": True}, {"grad_clip": {"max_norm": -1.0}}, {"overfit": 3}]})
+SPECS["hrlib.train.schema.read_labels"] = Case(
+    valid=lambda: {"path": _config_file("labels.csv", "image_id,label\ns0,0\ns1,1\n")},
+    bad={"path": [None, 3, _TMP / "missing.csv", _config_file("bad.json", "{oops"),
+                  _config_file("list.json", "[1, 2]"), _config_file("neg.csv", "s0,-1\n"),
+                  _config_file("text.csv", "s0,0\ns1,cat\n")]},
+    names={"path": "data.labels"})
 SPECS["hrlib.train.runner.add_arguments"] = Case(valid=lambda: {"parser": __import__("argparse").ArgumentParser()},
                                            bad={"parser": [None, "parser", {}]})
 SPECS["hrlib.train.runner.main"] = Case(
@@ -421,26 +441,26 @@ def _history_file() -> Path:
 
 _BAD_SETS = [None, "images", {0: (image_u8(), 0)}, [], 3, np.zeros((4, 16, 16, 3), np.uint8)]
 
-EXEMPT["hrlib.train.Callback"] = "base class with no arguments; subclasses override its hooks"
+EXEMPT["hrlib.train.history.Callback"] = "base class with no arguments; subclasses override its hooks"
 EXEMPT["hrlib.train.history.EvalResult"] = "result record: evaluate builds it"
 EXEMPT["hrlib.train.engine.Schedule"] = "typing.Protocol describing what fit needs (fit checks the members)"
 EXEMPT["hrlib.train.history.TrainState"] = "record that fit builds and passes to callbacks"
-SPECS["hrlib.train.History"] = Case(valid=lambda: {"rows": [{"epoch": 0, "train_loss": 1.0}]},
+SPECS["hrlib.train.history.History"] = Case(valid=lambda: {"rows": [{"epoch": 0, "train_loss": 1.0}]},
                                     bad={"rows": [None, 3, "rows", {"epoch": 0}, [1, 2], [("epoch", 0)]]})
-SPECS["hrlib.train.History.column"] = Case(fn=lambda **kw: _history().column(**kw), valid=lambda: {"key": "lr"},
+SPECS["hrlib.train.history.History.column"] = Case(fn=lambda **kw: _history().column(**kw), valid=lambda: {"key": "lr"},
                                            bad={"key": ["learning_rate", None, 3]})
-SPECS["hrlib.train.History.to_json"] = Case(
+SPECS["hrlib.train.history.History.to_json"] = Case(
     fn=lambda **kw: _history().to_json(**kw), valid=lambda: {"path": _tmp("history.json")},
     bad={"path": [None, 3, _TMP / "no" / "dir" / "h.json", _TMP]})
-SPECS["hrlib.train.History.from_json"] = Case(
+SPECS["hrlib.train.history.History.from_json"] = Case(
     fn=lambda **kw: __import__("hrlib.train", fromlist=["_"]).History.from_json(**kw), valid=lambda: {"path": _history_file()},  # noqa: E501
     bad={"path": [None, 3, _TMP / "missing.json", _TMP, _junk_file("h.json", b"{oops"),
                   _junk_file("norows.json", b'{"epochs": []}'), _junk_file("rows.json", b'{"rows": [1, 2]}')]})
-SPECS["hrlib.train.evaluate"] = Case(
+SPECS["hrlib.train.fitting.evaluate"] = Case(
     valid=lambda: {"model": _tiny_model(), "dataset": _samples(), "transform": _val_tf(), "batch_size": 2},
     bad={"model": _NOT_MODELS, "dataset": _BAD_SETS, "transform": [None, "val"], "batch_size": [0, 2.5, None],
          "device": _BAD_DEVICES, "num_classes": [0, 2, 1.5, "3"], "num_workers": [-1, 0.5, None]})
-SPECS["hrlib.train.fit"] = Case(
+SPECS["hrlib.train.fitting.fit"] = Case(
     valid=lambda: {"model": _tiny_model(), "train_set": _samples(), "schedule": _schedule(), "batch_size": 2,
                    "progress": False, "count_macs": False, "device": "cpu"},
     bad={"model": _NOT_MODELS, "train_set": _BAD_SETS, "schedule": [None, object(), 16, "staged"],
@@ -451,6 +471,61 @@ SPECS["hrlib.train.fit"] = Case(
          "seed": [-1, 0.5, None], "num_workers": [-1, 1.5, None], "progress": ["no", None],
          "count_macs": ["yes", None], "batch_transform": ["mixup", 3]},
     names={"callbacks": "callbacks"})
+
+
+def _state():
+    from hrlib.train import History, TrainState
+
+    model = _tiny_model()
+    return TrainState(model, torch.optim.SGD(model.parameters(), lr=0.1), _schedule(), History(), 1)
+
+
+def _batches() -> list:
+    return [(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]))]
+
+
+_NOT_SEEDS = [-1, 1.5, "0", None, True]
+SPECS["hrlib.train.history.check_callbacks"] = Case(
+    valid=lambda: {"name": "callbacks", "value": []}, bad={"value": [None, 3, "cb", [object()]]},
+    names={"value": "callbacks"})
+SPECS["hrlib.train.engine.check_schedule"] = Case(
+    valid=lambda: {"name": "schedule", "schedule": _schedule()}, bad={"schedule": [None, object(), 16]})
+SPECS["hrlib.train.engine.TransformedDataset"] = Case(
+    valid=lambda: {"dataset": _samples(), "transform": _val_tf()},
+    bad={"dataset": _BAD_SETS, "transform": [None, "val"]})
+SPECS["hrlib.train.engine.epoch_seeds"] = Case(
+    valid=lambda: {"seed": 0, "epoch": 2, "rank": 1}, bad={"seed": _NOT_SEEDS, "epoch": _NOT_SEEDS, "rank": _NOT_SEEDS})
+SPECS["hrlib.train.engine.epoch_loader"] = Case(
+    valid=lambda: {"dataset": _samples(), "transform": _val_tf(), "batch_size": 2, "order_seed": 3},
+    bad={"dataset": _BAD_SETS, "transform": [None, "val"], "batch_size": [0, 2.5, None], "order_seed": _NOT_SEEDS,
+         "num_workers": [-1, 0.5, None], "pin_memory": ["yes", None, 1], "sampler": [3, "random"]})
+SPECS["hrlib.train.engine.lr_scheduler"] = Case(
+    valid=lambda: {"optimizer": _state().optimizer, "kind": "onecycle", "steps_per_epoch": 2, "num_epochs": 3},
+    bad={"optimizer": [None, "adam", _tiny_model()], "kind": ["linear", None, 3],
+         "steps_per_epoch": [0, 1.5, None], "num_epochs": [0, 1.5, None]})
+SPECS["hrlib.train.engine.train_epoch"] = Case(
+    fn=lambda **kw: __import__("hrlib.train.engine", fromlist=["_"]).train_epoch(**kw),
+    valid=lambda: {"state": _state(), "batches": _batches(), "device": "cpu"},
+    bad={"state": [None, "state", {}], "batches": [[]], "device": _BAD_DEVICES, "callbacks": [None, [object()], 3]},
+    names={"batches": "batches"})
+SPECS["hrlib.train.loop.build_optimizer"] = Case(
+    valid=lambda: {"model": _tiny_model(), "lr": 0.01, "weight_decay": 0.0, "lr_schedule": "cosine",
+                   "steps_per_epoch": 2, "num_epochs": 2, "device": "cpu"},
+    bad={"model": _NOT_MODELS, "lr": [0.0, math.nan, "0.1", None], "weight_decay": [-1.0, None],
+         "lr_schedule": ["linear", None], "steps_per_epoch": [0, 1.5], "num_epochs": [0, None],
+         "device": _BAD_DEVICES, "amp": ["yes", None, 1], "optimizer": ["adam", 3]})
+SPECS["hrlib.train.loop.forward_macs"] = Case(
+    valid=lambda: {"model": _tiny_model(), "schedule": _schedule()},
+    bad={"model": _NOT_MODELS, "schedule": [None, object(), 16]})
+SPECS["hrlib.train.loop.EpochLoop"] = Case(
+    valid=lambda: {"train_set": _samples(), "batch_size": 2, "seed": 0, "device": "cpu"},
+    bad={"train_set": _BAD_SETS, "batch_size": [0, 2.5, None], "seed": _NOT_SEEDS, "device": _BAD_DEVICES,
+         "amp": ["yes", None], "callbacks": [None, [object()]], "batch_transform": ["mixup"],
+         "num_workers": [-1, None], "validate": ["val"], "epochs_per_eval": [0, None], "rank": [-1, None],
+         "reduce": ["sum"]})
+SPECS["hrlib.train.loop.EpochLoop.run"] = Case(
+    fn=lambda **kw: __import__("hrlib.train.loop", fromlist=["_"]).EpochLoop(_samples(), 2, 0, "cpu").run(**kw),
+    valid=lambda: {"state": _state(), "epochs": range(1)}, bad={}, why="one epoch of 4 images at 16 px")
 
 
 # ----------------------------------------------------------------------------------------------------- shards
@@ -521,7 +596,7 @@ EXEMPT["hrlib.pipeline.shards.SkippedSample"] = "result record: ImageFileDataset
 SPECS["hrlib.pipeline.shards.to_tensor"] = Case(valid=lambda: {"image": image_u8(16, 16)},
                                        bad={"image": [*BAD_IMAGES, np.zeros((16, 16, 3), np.float32),
                                                       torch.zeros(16, 16, 3, dtype=torch.uint8)]})
-SPECS["hrlib.pipeline.shards.decode_image"] = Case(
+SPECS["hrlib.pipeline.decode.decode_image"] = Case(
     valid=lambda: {"path": _image_file()},
     bad={"path": [None, 3, *_bad_image_files()], "max_pixels": [0, -1, 1.5, "1000", True]})
 SPECS["hrlib.pipeline.shards.ImageFileDataset"] = Case(
@@ -532,7 +607,7 @@ SPECS["hrlib.pipeline.shards.ImageFileDataset"] = Case(
 SPECS["hrlib.pipeline.shards.ImageFileDataset.__getitem__"] = Case(
     fn=lambda **kw: __import__("hrlib.pipeline.shards", fromlist=["_"]).ImageFileDataset([_image_file()], 16).__getitem__(**kw),  # noqa: E501
     valid=lambda: {"i": 0}, bad={"i": [1, -5, 0.5, None, "0"]})
-SPECS["hrlib.pipeline.shards.ImageFileDataset.__getitem__.files"] = Case(  # a bad file: an error naming it (or skipped)
+SPECS["hrlib.pipeline.shards.ImageFileDataset.files"] = Case(  # a bad file read by [0]: an error naming it
     fn=lambda path: __import__("hrlib.pipeline.shards", fromlist=["_"]).ImageFileDataset([path], 16)[0],
     valid=lambda: {"path": _image_file()}, bad={"path": _bad_image_files()[:-1] + [_image_file("tiny.png", 8)]})
 SPECS["hrlib.pipeline.shards.write_shards"] = Case(

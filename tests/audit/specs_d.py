@@ -1,4 +1,4 @@
-"""Audit cases for hrlib.pipeline.converter, hrlib.pipeline.store, hrlib.pipeline.loaders and hrlib.data.slides (see
+"""Audit cases for hrlib.pipeline.converter, .decode, .store, .tilestore, .loaders and hrlib.data.slides (see
 harness.py)."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from harness import BAD_IMAGES, Case, image_u8  # noqa: E402
 
 from hrlib.pipeline import store as st  # noqa: E402
+from hrlib.pipeline import tilestore  # noqa: E402
 from hrlib.pipeline.loaders import TileCache  # noqa: E402
 
 
@@ -38,7 +39,7 @@ def _new(name: str) -> Path:
     return Path(tempfile.mkdtemp(dir=_root())) / name
 
 
-def _store() -> st.TileStore:
+def _store() -> tilestore.TileStore:
     return st.open_store(_root() / "store")
 
 
@@ -56,7 +57,7 @@ SPECS: dict[str, Case] = {
         valid=lambda: {"src": _root() / "src"},
         bad={"src": [*BAD_PATHS, MISSING]},
         names={"src": "src"}),
-    "hrlib.pipeline.converter.read_image_file": Case(
+    "hrlib.pipeline.decode.read_image_file": Case(
         valid=lambda: {"path": _root() / "src" / "a.png"},
         bad={"path": [*BAD_PATHS, MISSING], "max_pixels": [0, -1, 2.5, True, "1e6"]}),
     # ------------------------------------------------------------------ store
@@ -69,7 +70,7 @@ SPECS: dict[str, Case] = {
     "hrlib.pipeline.store.verify": Case(
         valid=lambda: {"path": _root() / "store"},
         bad={"path": BAD_PATHS}),
-    "hrlib.pipeline.store.write_example_images": Case(
+    "hrlib.pipeline.converter.write_example_images": Case(
         valid=lambda: {"folder": _new("examples"), "n": 1, "size": 32},
         bad={"folder": BAD_PATHS, "n": [0, 1.5], "size": [8, "32"], "seed": [-1], "quality": [0, 101],
              "fmt": ["gif"]},
@@ -80,26 +81,32 @@ SPECS: dict[str, Case] = {
                                           [("a", image_u8()), ("a", image_u8())], [image_u8()]],
              "fmt": ["tiff"], "tile": [0, 7], "levels": [0, 13], "force": ["yes"]},
         names={"images": "image"}),
-    "hrlib.pipeline.store.TileStore": Case(
+    "hrlib.pipeline.tilestore.read_manifest": Case(
+        valid=lambda: {"path": _root() / "store"},
+        bad={"path": [*BAD_PATHS, MISSING, _root() / "empty"]}),
+    "hrlib.pipeline.tilestore.TileStore": Case(
         valid=lambda: {"path": _root() / "store"},
         bad={"path": [*BAD_PATHS, MISSING]}),
-    "hrlib.pipeline.store.ZarrTileStore": Case(
+    "hrlib.pipeline.tilestore.ZarrTileStore": Case(
         valid=lambda: {"path": _root() / "store"},
         bad={"path": [*BAD_PATHS, MISSING]}),
-    "hrlib.pipeline.store.LmdbTileStore": Case(
+    "hrlib.pipeline.tilestore.LmdbTileStore": Case(
         valid=lambda: {"path": _root() / "store"},
         bad={"path": [*BAD_PATHS, MISSING]}),
-    "hrlib.pipeline.store.TileStore.read_region": Case(
+    "hrlib.pipeline.tilestore.TileStore.read_region": Case(
         fn=lambda **kw: _store().read_region(**kw),
         valid=lambda: {"image_id": "a", "y": 3, "x": 5, "h": 20, "w": 30, "level": 0},
         bad={"image_id": ["nope", None, 3], "y": [-1, 1.5, 21, None], "x": [-1, 19], "h": [0, 41, "20"],
              "w": [0, 49], "level": [-1, 2, 1.0]}),
-    "hrlib.pipeline.store.TileStore.read_image": Case(
+    "hrlib.pipeline.tilestore.TileStore.read_image": Case(
         fn=lambda **kw: _store().read_image(**kw),
         valid=lambda: {"image_id": "b", "level": 1},
         bad={"image_id": ["nope", None], "level": [-1, 2, "0"]}),
-    "hrlib.pipeline.store.TileStore.levels": Case(
+    "hrlib.pipeline.tilestore.TileStore.levels": Case(
         fn=lambda **kw: _store().levels(**kw), valid=lambda: {"image_id": "a"}, bad={"image_id": ["nope", None]}),
+    "hrlib.pipeline.tilestore.TileStore.shape": Case(
+        fn=lambda **kw: _store().shape(**kw), valid=lambda: {"image_id": "a", "level": 1},
+        bad={"image_id": ["nope", None], "level": [-1, 2, "0"]}),
     # ------------------------------------------------------------------ pipeline
     "hrlib.pipeline.loaders.TileCache": Case(
         valid=lambda: {"capacity": 2}, bad={"capacity": [0, -1, "3", None, 2.0]}),
@@ -114,8 +121,8 @@ SPECS: dict[str, Case] = {
              "image_ids": [["nope"], "a", 3]},
         names={"store": "store"}),
     "hrlib.pipeline.loaders.make_loader": Case(
-        valid=lambda: {"dataset": list(range(6)), "batch_size": 2, "workers": 0},
-        bad={"dataset": [None, 3], "batch_size": [0, 1.5], "workers": [-1, "2"], "prefetch": [0],
+        valid=lambda: {"dataset": list(range(6)), "batch_size": 2, "num_workers": 0},
+        bad={"dataset": [None, 3], "batch_size": [0, 1.5], "num_workers": [-1, "2"], "prefetch": [0],
              "shuffle": ["yes"], "seed": [-1], "persistent": ["no"], "pin_memory": [1], "drop_last": ["x"]}),
     "hrlib.pipeline.loaders.StepTimer": Case(
         valid=lambda: {"loader": [1, 2]}, bad={"loader": [None, 3], "sync": ["no"]}),
@@ -142,12 +149,12 @@ SPECS: dict[str, Case] = {
     "hrlib.data.slides.SlideDataset": Case(
         valid=lambda: {"n": 3, "size": 16, "sites": ("A", "C")},
         bad={"n": [0, 2.5], "size": [0], "seed": [-1], "sites": ["A", [], ["Z"]], "labels": [[0], [0, 1, 5]],
-             "target_frac": [0.9]}),
+             "target_frac": [0.9], "in_memory": ["yes", None]}),
     "hrlib.data.slides.collate_slides": Case(
         valid=lambda: {"batch": [(image_u8(), 0, np.zeros((0, 4))), (image_u8(), 1, np.zeros((1, 4)))]},
         bad={"batch": [None, [], [(1, 2)], [(image_u8(), 0, None), (image_u8(8, 8), 1, None)]]}),
     "hrlib.data.slides.get_site": Case(valid=lambda: {"site": "C"}, bad={"site": ["Z", 3, None]}),
-    "hrlib.data.slides.real_image": Case(valid=lambda: {"name": "text"}, bad={"name": ["nope", 3]}),
+    "hrlib.data.real.real_image": Case(valid=lambda: {"name": "text"}, bad={"name": ["nope", 3, ["text"]]}),
     "hrlib.data.slides.Site": Case(
         valid=lambda: {"name": "X", "blur": 0.7},
         bad={"name": ["", 3], "stains": [((1, 0, 0),), ((0, 0, 0),) * 3, "abc"], "stain_scale": [(1, 1), (-1, 1, 1)],
@@ -156,7 +163,9 @@ SPECS: dict[str, Case] = {
 
 EXEMPT: dict[str, str] = {
     "hrlib.pipeline.converter.ConvertError": "an exception type",
-    "hrlib.pipeline.store.StoreCorruptError": "an exception type",
-    "hrlib.pipeline.loaders.default_workers": "takes no arguments",
+    "hrlib.pipeline.tilestore.StoreCorruptError": "an exception type (built by the readers from what is damaged)",
+    "hrlib.pipeline.decode.ImageDecodeError": "an exception type (built by the decoder from the file and reason)",
+    "hrlib.pipeline.tilestore.TileStore.problems": "takes no arguments (verify's check of a whole store)",
+    "hrlib.pipeline.loaders.default_num_workers": "takes no arguments",
     "hrlib.data.slides.Slide": "a result record returned by make_slide",
 }

@@ -1,6 +1,6 @@
-"""Properties of hrlib.augment.local: holes never overlap and stay inside; boxes, masks and keypoints stay aligned
-under every geometric transform of the course's policies; the same seed gives the same output; zero strength is the
-identity; MixUp/CutMix give soft labels that sum to 1 and mix exactly what they say."""
+"""Properties of hrlib.augment.local, .aligned and .mixup: holes never overlap and stay inside; boxes, masks and
+keypoints stay aligned under every geometric transform of the course's policies; the same seed gives the same
+output; zero strength is the identity; MixUp/CutMix give soft labels that sum to 1 and mix exactly what they say."""
 
 from __future__ import annotations
 
@@ -11,14 +11,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hrlib.augment.local import (
-    NonOverlappingCutout,
-    aligned,
-    alignment_error,
-    mixing,
-    nonoverlapping_holes,
-    occlusion_policy,
-)
+from hrlib.augment.aligned import aligned, alignment_error
+from hrlib.augment.local import NonOverlappingCutout, nonoverlapping_holes, occlusion_policy
+from hrlib.augment.mixup import mixing
 from hrlib.staging import stage_transform
 
 FAST = settings(max_examples=40, deadline=None)

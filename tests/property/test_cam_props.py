@@ -1,4 +1,4 @@
-"""Properties of hrlib.analysis.cam for any map, box and small model input."""
+"""Properties of hrlib.analysis.cam and .heatmaps for any map, box and small model input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hrlib.analysis.cam import energy_in_boxes, grad_cam, overlay, pointing_game, score_cam
+from hrlib.analysis.cam import grad_cam, score_cam
+from hrlib.analysis.heatmaps import energy_in_boxes, overlay, pointing_game
 from hrlib.models import DSConvNet
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

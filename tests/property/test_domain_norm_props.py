@@ -1,4 +1,4 @@
-"""Properties of hrlib.domain.norm: the feature-statistics identities hold for any shape, weights and partners."""
+"""Properties of hrlib.domain.style and norm: the feature-statistics identities hold for any shape and weights."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from hrlib.domain.norm import BatchInstanceNorm, DomainSpecificBatchNorm, MixStyle, adain, mixstyle
+from hrlib.domain.norm import BatchInstanceNorm, DomainSpecificBatchNorm
+from hrlib.domain.style import MixStyle, adain, mixstyle
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

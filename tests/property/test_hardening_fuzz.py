@@ -23,13 +23,21 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hrlib.pipeline.converter import convert, read_image_file
-from hrlib.pipeline.loaders import RegionDataset, make_loader
-from hrlib.pipeline.store import StoreCorruptError, downsample, open_store, verify, write_store
+from hrlib.pipeline import (
+    RegionDataset,
+    StoreCorruptError,
+    convert,
+    downsample,
+    make_loader,
+    open_store,
+    read_image_file,
+    verify,
+    write_store,
+)
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -97,7 +105,7 @@ def test_damaged_image_file_is_a_named_error_or_right_pixels(tmp_path, fmt, how)
     out = in_child(read_image_file, path)
     assert out[0] != "crash", f"decoding the damaged file crashed the process (status {out[1]})"
     if out[0] == "error":
-        assert out[1] in ("ValueError", "FileNotFoundError") and str(path) in out[2], out
+        assert out[1] == "ImageDecodeError" and str(path) in out[2], out
         return
     image = out[1]
     if fmt == "png":  # checksummed: anything that decodes is the original
@@ -134,7 +142,7 @@ def test_size_bombs_are_refused_from_the_header(tmp_path, name, data):
     path = tmp_path / name
     path.write_bytes(data)
     out = in_child(read_image_file, path)
-    assert out[0] == "error" and out[1] == "ValueError", out
+    assert out[0] == "error" and out[1] == "ImageDecodeError", out
     assert str(path) in out[2] and "max_pixels" in out[2], out
 
 
@@ -149,7 +157,7 @@ def test_crafted_files_are_named_errors(tmp_path, name, data, message):
     path = tmp_path / name
     path.write_bytes(data)
     out = in_child(read_image_file, path)
-    assert out[0] == "error" and out[1] == "ValueError" and str(path) in out[2] and message in out[2], out
+    assert out[0] == "error" and out[1] == "ImageDecodeError" and str(path) in out[2] and message in out[2], out
 
 
 def test_modes_orientation_and_pages_are_explicit(tmp_path):
@@ -163,7 +171,7 @@ def test_modes_orientation_and_pages_are_explicit(tmp_path):
     palette.save(tmp_path / "palette.png", transparency=0)
     assert read_image_file(tmp_path / "palette.png").shape == (40, 50, 4)
     Image.fromarray(np.zeros((4, 4), np.float32)).save(tmp_path / "float.tif")
-    with pytest.raises(ValueError, match=r"float\.tif: mode 'F' is not 8-bit"):
+    with pytest.raises(ValueError, match=r"float\.tif' could not be decoded: mode 'F' is not 8-bit"):
         read_image_file(tmp_path / "float.tif")
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
@@ -215,6 +223,7 @@ STORE_ERRORS = ("StoreCorruptError", "FileNotFoundError")
 @pytest.mark.parametrize("fmt", ["zarr", "lmdb"])
 @FUZZ
 @given(which=st.integers(0, 10**6), how=DAMAGE)
+@example(which=1, how=("flip", 0.111328125, 0))  # LMDB: MDB_CORRUPTED from a damaged B-tree page
 def test_damaged_store_reads_right_pixels_or_raises_naming_the_store(stores, fmt, which, how):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(shutil.copytree(stores[fmt], Path(tmp) / "store"))
@@ -294,7 +303,7 @@ def test_damage_surfaces_through_dataloader_workers(tmp_path, stores, fmt):
         with lmdb.open(str(path / "tiles.lmdb"), subdir=True) as env, env.begin(write=True) as txn:
             txn.put(b"a/0/1/1", damage(txn.get(b"a/0/1/1"), "flip", 0.5, 1))
     dataset = RegionDataset(path, size=24, n_samples=64, image_ids=["a"], seed=0)
-    loader = make_loader(dataset, batch_size=8, workers=2, persistent=False)
+    loader = make_loader(dataset, batch_size=8, num_workers=2, persistent=False)
     with pytest.raises(StoreCorruptError, match=rf"chunk \(1, 1\) is corrupt.*{path}"):
         for _ in loader:
             pass
@@ -303,14 +312,14 @@ def test_damage_surfaces_through_dataloader_workers(tmp_path, stores, fmt):
 @FUZZ
 @given(how=DAMAGE)
 def test_small_file_reader_refuses_damaged_png(tmp_path, how):
-    """hrlib.pipeline.shards.decode_image (ImageFileDataset's reader) makes the same promise for PNG: error or exact."""
-    from hrlib.pipeline.shards import decode_image
+    """hrlib.pipeline.decode.decode_image (ImageFileDataset's reader) makes the same promise for PNG: error or exact."""
+    from hrlib.pipeline.decode import decode_image
 
     path = tmp_path / "damaged.png"
     path.write_bytes(damage(encoded("png"), *how))
     out = in_child(decode_image, path)
     assert out[0] != "crash", out
     if out[0] == "error":
-        assert out[1] == "ValueError" and str(path) in out[2], out
+        assert out[1] == "ImageDecodeError" and str(path) in out[2], out
     else:
         np.testing.assert_array_equal(out[1], PIXELS)

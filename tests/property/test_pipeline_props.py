@@ -13,7 +13,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hrlib.pipeline.loaders import RegionDataset, ShardDataset, TileCache, batched_augment, to_tensor, write_shards
+from hrlib.pipeline.loaders import RegionDataset, TileCache, batched_augment
+from hrlib.pipeline.shards import ShardDataset, to_tensor, write_shards
 from hrlib.pipeline.store import downsample, write_store
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hrlib.data.synth import SynthDataset, make_document, make_multispectral, make_scratch, make_xray
+from hrlib.data.documents import make_document
+from hrlib.data.synth import SynthDataset, make_multispectral, make_scratch, make_xray
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GENERATORS = {"multispectral": (make_multispectral, 3), "scratch": (make_scratch, 3), "xray": (make_xray, 2),

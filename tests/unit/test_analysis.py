@@ -1,4 +1,5 @@
-"""Tests for hrlib.analysis.errors: error modes, breakdowns, size buckets, failure sets and their diff."""
+"""Tests for hrlib.analysis.errors and .failures: error modes, breakdowns, size buckets, failure sets and their
+diff."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import os
 import numpy as np
 import pytest
 
-import hrlib.analysis.errors as analysis
-from hrlib.analysis.errors import FailureSet, breakdown, diff, error_modes, size_bucket, size_bucket_labels
+import hrlib.analysis as analysis
+from hrlib.analysis.errors import breakdown, error_modes, size_bucket, size_bucket_labels
+from hrlib.analysis.failures import FailureSet, diff
 from hrlib.data.slides import SlideDataset
 
 # ---- error modes ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""hrlib.augment.local: non-overlapping holes, the occlusion policy, MixUp/CutMix and label-aligned pipelines."""
+"""hrlib.augment.local, .mixup and .aligned: non-overlapping holes, the occlusion policy, MixUp/CutMix and
+label-aligned pipelines."""
 
 from __future__ import annotations
 
@@ -7,21 +8,20 @@ import numpy as np
 import pytest
 import torch
 
+from hrlib.augment.aligned import aligned, alignment_error
 from hrlib.augment.local import (
     Cutout,
     GridMask,
     NonOverlappingCutout,
     RandomErasing,
     _visible_boxes,
-    aligned,
-    alignment_error,
     mean_fill,
-    mixing,
     nonoverlapping_holes,
     occlusion_policy,
 )
+from hrlib.augment.mixup import mixing
 from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD, SlideDataset, make_slide
-from hrlib.staging import Schedule, stage_transform
+from hrlib.staging import FixedSchedule, Schedule, stage_transform
 
 
 def _overlaps(holes: np.ndarray) -> bool:
@@ -190,6 +190,24 @@ def test_mixing_gives_soft_labels_and_repeats_under_a_seed(kind):
     assert torch.equal(xa, xb) and torch.equal(ya, yb) and not torch.equal(xa, x)
 
 
+@pytest.mark.parametrize("kind", ["mixup", "cutmix", "both"])
+def test_mixing_draws_from_its_own_generator_what_torchvision_draws_from_the_global_one(kind):
+    from torchvision.transforms import v2
+
+    x, y = torch.rand(6, 3, 16, 20, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 0, 1, 2])
+    m, c = v2.MixUp(alpha=0.4, num_classes=3), v2.CutMix(alpha=0.4, num_classes=3)
+    reference = {"mixup": m, "cutmix": c}.get(kind) or v2.RandomChoice([m, c])
+    torch.manual_seed(7)
+    expected = [reference(x, y) for _ in range(4)]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    mix = mixing(kind, 3, alpha=0.4, generator=torch.Generator().manual_seed(7))
+    got = [mix(x, y) for _ in range(4)]
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is neither used nor moved
+    for (xe, ye), (xg, yg) in zip(expected, got, strict=True):
+        assert torch.equal(xe, xg) and torch.equal(ye, yg)
+
+
 @pytest.mark.parametrize("call, pattern", [
     (lambda: mixing("mixmatch", 3), "^kind "), (lambda: mixing("mixup", 1), "^num_classes "),
     (lambda: mixing("mixup", 3, alpha=0.0), "^alpha "),
@@ -283,12 +301,12 @@ def test_explorer_is_static_headless_and_zero_strength_is_identity(monkeypatch):
         explorer(image[..., 0])
 
 
-def test_strength_stack_trains_through_a_pipeline_schedule(one_thread):
-    from hrlib.augment.explore import PipelineSchedule, strength_stack
+def test_strength_stack_trains_through_a_fixed_schedule(one_thread):
+    from hrlib.augment.explore import strength_stack
     from hrlib.models import build_model
     from hrlib.train import fit
 
-    schedule = PipelineSchedule(strength_stack(32), 32, 2)
+    schedule = FixedSchedule.from_steps(strength_stack(32), 32, 2)
     assert schedule.num_epochs == 2 and schedule.resolution_at(1) == 32 and len(strength_stack(32)) == 9
     x = schedule.train_transform(0)(image=make_slide(32, seed=0).image)["image"]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32

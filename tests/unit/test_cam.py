@@ -1,4 +1,5 @@
-"""hrlib.analysis.cam: Grad-CAM and Score-CAM against independent computations, hook hygiene, box scores, overlays."""
+"""hrlib.analysis.cam and .heatmaps: Grad-CAM and Score-CAM against independent computations, hook hygiene, box
+scores, overlays."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrlib.analysis.cam import energy_in_boxes, grad_cam, overlay, pointing_game, score_cam, score_cams, show_cams
+from hrlib.analysis.cam import grad_cam, score_cam
+from hrlib.analysis.heatmaps import energy_in_boxes, overlay, pointing_game, score_cams, show_cams
 from hrlib.models import DSConvNet
 
 matplotlib.use("Agg")

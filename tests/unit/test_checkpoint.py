@@ -10,15 +10,15 @@ import pytest
 import torch
 
 import hrlib.train.checkpoint as ckpt_mod
+from hrlib.train import ConfigError, run_config
 from hrlib.train.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from hrlib.train.runner import ConfigError, train
 
 
 def tiny(seed: int = 5, **train_options) -> dict:
     """Three epochs over two stages with random augmentation, a callback and the onecycle LR: about a second."""
     return {"data": {"source": "generator", "n": 12, "n_val": 4, "size": 32},
-            "schedule": {"stages": [{"name": "low", "resolution": 16, "epochs": 2, "policy": "warmup"},
-                                    {"name": "full", "resolution": 32, "epochs": 1, "policy": "scale_jitter"}]},
+            "schedule": {"stages": [{"name": "low", "resolution": 16, "num_epochs": 2, "policy": "warmup"},
+                                    {"name": "full", "resolution": 32, "num_epochs": 1, "policy": "scale_jitter"}]},
             "model": {"name": "dsconvnet", "kwargs": {"widths": [4, 8]}},
             "train": {"batch_size": 4, "seed": seed, "device": "cpu", **train_options},
             "diagnostics": {"grad_clip": {"max_norm": 0.5}}, "output": {"progress": False, "keep_last": 5}}
@@ -78,25 +78,25 @@ def test_keep_last_and_latest_follow_the_epoch_number(tmp_path):
 
 @pytest.mark.usefixtures("one_thread")
 def test_a_stopped_and_resumed_run_ends_with_bit_identical_weights(tmp_path):
-    whole = train(tiny(), out=tmp_path / "whole")
-    part = train(tiny(), out=tmp_path / "part", stop_after=1)  # "interrupted" after epoch 1
+    whole = run_config(tiny(), out=tmp_path / "whole")
+    part = run_config(tiny(), out=tmp_path / "part", stop_after=1)  # "interrupted" after epoch 1
     assert len(part) == 1 and not (tmp_path / "part/model.pt").exists()
-    resumed = train(tiny(), out=tmp_path / "part", resume=True)
+    resumed = run_config(tiny(), out=tmp_path / "part", resume=True)
     a = torch.load(tmp_path / "whole/model.pt", weights_only=True)
     b = torch.load(tmp_path / "part/model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.column("train_loss").tolist() == whole.column("train_loss").tolist()
     ck = load_checkpoint(latest_checkpoint(tmp_path / "part"))
     assert ck["epoch"] == 2 and ck["step"] == 9 and len(ck["history"]) == 3
-    other = train(tiny(seed=6), out=tmp_path / "other")  # the comparison can fail: another seed differs
+    other = run_config(tiny(seed=6), out=tmp_path / "other")  # the comparison can fail: another seed differs
     assert other.column("train_loss").tolist() != whole.column("train_loss").tolist()
 
 
 @pytest.mark.usefixtures("one_thread")
 def test_resume_refuses_a_changed_config_or_a_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume needs a checkpoint in"):
-        train(tiny(), out=tmp_path / "none", resume=True)
-    train(tiny(), out=tmp_path / "run", stop_after=1)
+        run_config(tiny(), out=tmp_path / "none", resume=True)
+    run_config(tiny(), out=tmp_path / "run", stop_after=1)
     with pytest.raises(ConfigError, match=r"config must match the checkpoint's .* first train\.lr: checkpoint "
                                           r"0\.003, config 0\.01"):
-        train(tiny(lr=0.01), out=tmp_path / "run", resume=True)
+        run_config(tiny(lr=0.01), out=tmp_path / "run", resume=True)

@@ -11,8 +11,9 @@ from PIL import Image
 
 import hrlib.pipeline.converter as conv
 from hrlib.__main__ import main
-from hrlib.pipeline.converter import ConvertError, convert, read_image_file
-from hrlib.pipeline.store import open_store, verify, write_example_images
+from hrlib.pipeline import ImageDecodeError, read_image_file
+from hrlib.pipeline.converter import ConvertError, convert, write_example_images
+from hrlib.pipeline.store import open_store, verify
 
 
 @pytest.fixture()
@@ -103,10 +104,13 @@ def test_refuses_to_overwrite_without_force(tmp_path, src):
 
 
 def test_max_pixels_names_file_and_limit_and_never_changes_pils_guard(tmp_path, src, monkeypatch):
-    with pytest.raises(ValueError, match=r"img0\.png: 300x257 = 77,100 pixels exceeds max_pixels=50,000.*--max-pixels"):
+    with pytest.raises(ImageDecodeError, match=r"img0\.png' could not be decoded: 300x257 = 77,100 pixels exceeds "
+                                                r"max_pixels=50,000.*--max-pixels") as err:
         read_image_file(src / "img0.png", max_pixels=50_000)
-    with pytest.raises(ValueError, match=r"img0\.png: image exceeds max_pixels=10,000 .*--max-pixels"):
-        read_image_file(src / "img0.png", max_pixels=10_000)  # PIL's own guard, raised to max_pixels, fires first
+    assert err.value.path == src / "img0.png" and err.value.reason.startswith("300x257 = 77,100 pixels")
+    with pytest.raises(ValueError, match=r"img0\.png' could not be decoded: 300x257 = 77,100 pixels exceeds "
+                                         r"max_pixels=10,000.*--max-pixels"):
+        read_image_file(src / "img0.png", max_pixels=10_000)  # checked from the header: PIL's guard is left alone
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a strict guard: raised for one call, then restored
     assert read_image_file(src / "img0.png", max_pixels=100_000).shape == (257, 300, 3)
     assert Image.MAX_IMAGE_PIXELS == 1000
@@ -121,7 +125,7 @@ def test_read_image_file_modes(tmp_path):
     Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).save(tmp_path / "g.png")
     Image.fromarray(np.zeros((3, 4), np.uint16)).save(tmp_path / "d.png")
     assert read_image_file(tmp_path / "g.png").shape == (3, 4, 1)
-    with pytest.raises(ValueError, match=r"d\.png: mode .* not 8-bit"):
+    with pytest.raises(ValueError, match=r"d\.png' could not be decoded: mode .* not 8-bit"):
         read_image_file(tmp_path / "d.png")
 
 

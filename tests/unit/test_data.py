@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from hrlib.data.real import real_image
 from hrlib.data.slides import (
     CLASS_NAMES,
     SITES,
@@ -17,7 +18,6 @@ from hrlib.data.slides import (
     detail_energy,
     downscale,
     make_slide,
-    real_image,
 )
 
 
@@ -191,7 +191,7 @@ def test_downscale_is_area_average():
 
 
 def test_detail_energy_errors():
-    with pytest.raises(ValueError, match="HxWx3 uint8"):
+    with pytest.raises(ValueError, match=r"HxWxC \(C in 3\) uint8"):
         detail_energy(np.zeros((8, 8), np.uint8), np.zeros((1, 4)))
 
 

@@ -24,12 +24,12 @@ size = 32
 [[schedule.stages]]
 name = "low"
 resolution = 16
-epochs = 1
+num_epochs = 1
 policy = "warmup"
 [[schedule.stages]]
 name = "full"
 resolution = 32
-epochs = 1
+num_epochs = 1
 policy = "finetune"
 [model]
 kwargs = { widths = [4, 8] }

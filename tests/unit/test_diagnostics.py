@@ -1,4 +1,5 @@
-"""hrlib.diagnostics.monitors: gradient norms, the norm monitor, divergence and overfit detectors, clipping."""
+"""hrlib.diagnostics.monitors and .curves: gradient norms, the norm monitor, divergence and overfit detectors,
+clipping, learning-rate and live plots."""
 
 from __future__ import annotations
 
@@ -14,15 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hrlib.diagnostics.curves import LivePlot, is_overfitting, plot_lr
 from hrlib.diagnostics.monitors import (
     DivergenceDetector,
     GradClipper,
     GradNormMonitor,
-    LivePlot,
     OverfitDetector,
     grad_norms,
-    is_overfitting,
-    plot_lr,
     total_grad_norm,
 )
 from hrlib.models import build_model

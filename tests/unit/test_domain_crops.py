@@ -142,7 +142,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
         cam_crops(lambda x: x, ims, t)
     with pytest.raises(TypeError, match=r"^images must be a sequence"):
         cam_crops(model, ims[0], t)
-    with pytest.raises(ValueError, match=r"^images\[0\] must be a non-empty HxWxC array"):
+    with pytest.raises(ValueError, match=r"^images\[0\] must be a HxWxC numeric numpy array"):
         cam_crops(model, [ims[0][..., 0]], t)
     with pytest.raises(ValueError, match=r"^scale must be \(low, high\) with 0 < low <= high <= 1"):
         cam_crops(model, ims, t, scale=(0.8, 0.7))

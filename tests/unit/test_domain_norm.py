@@ -1,4 +1,4 @@
-"""Tests for hrlib.domain.norm: MixStyle, AdaIN, Batch-Instance Norm, domain-specific BN and the model helpers."""
+"""Tests for hrlib.domain.style and norm: MixStyle, AdaIN, Batch-Instance Norm, domain-specific BN, model helpers."""
 
 from __future__ import annotations
 
@@ -13,18 +13,14 @@ from torch import nn
 
 from hrlib.analysis.cam import grad_cam
 from hrlib.domain.norm import (
-    AdaIN,
     BatchInstanceNorm,
     DomainSpecificBatchNorm,
-    MixStyle,
-    adain,
     clip_gates_,
     convert_batchnorm,
     domain_batchnorm_summary,
-    insert_mixstyle,
-    mixstyle,
     set_domain,
 )
+from hrlib.domain.style import AdaIN, MixStyle, StyleSwap, adain, insert_mixstyle, mixstyle
 from hrlib.models import build_model, count_cost
 from hrlib.train import fit
 
@@ -155,6 +151,38 @@ def test_mixstyle_keeps_dtype_and_works_in_float32() -> None:
     assert out.dtype == torch.float32 and out.shape == x.shape and torch.isfinite(out).all()
 
 
+def test_mixstyle_with_a_generator_repeats_and_leaves_the_global_rng_alone() -> None:
+    x = styled()
+    outs = []
+    for _ in range(2):
+        layer = MixStyle(p=0.5, mix="crossdomain", generator=torch.Generator().manual_seed(7)).train()
+        before = torch.random.get_rng_state()
+        outs.append([layer(x) for _ in range(10)])
+        assert torch.equal(torch.random.get_rng_state(), before)  # every draw came from the generator
+    assert all(torch.equal(a, b) for a, b in zip(*outs, strict=True))
+    g = torch.Generator().manual_seed(7)  # the documented order: coin, then (if mixed) lambda and partners
+    draws = MixStyle(p=1.0, alpha=0.3, generator=torch.Generator().manual_seed(7)).randomize(8)
+    assert draws is not None and torch.rand((), generator=g).item() < 1.0
+    lam = torch._sample_dirichlet(torch.tensor([0.3, 0.3]).expand(8, 1, 1, 1, 2), generator=g).select(-1, 0)
+    assert torch.equal(draws[0], lam) and torch.equal(draws[1], torch.randperm(8, generator=g))
+    assert MixStyle(p=0.0, generator=torch.Generator()).randomize(8) is None
+    with pytest.raises(TypeError, match="^generator must be a torch.Generator"):
+        MixStyle(generator=7)
+
+
+def test_style_swap_takes_target_statistics_from_its_own_generator() -> None:
+    src, style = styled(n=6, seed=0).float(), styled(n=3, seed=1).float() * 3 + 2
+    layer = StyleSwap(p=1.0, generator=torch.Generator().manual_seed(0)).train()
+    layer.n_style = 3
+    before = torch.random.get_rng_state()
+    out = layer(torch.cat([src, style]))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    g = torch.Generator().manual_seed(0)
+    pick = torch.randint(3, (6,), generator=g)
+    assert out.shape == src.shape and torch.allclose(out, adain(src, style[pick]), atol=1e-5)
+    assert layer.eval()(src) is src
+
+
 # ---------------------------------------------------------------- AdaIN
 
 def test_adain_output_statistics_equal_the_style() -> None:
@@ -193,6 +221,9 @@ def test_bin_with_rho_1_is_batchnorm_and_with_rho_0_is_instancenorm() -> None:
 
 def test_bin_gate_stays_in_0_1_under_large_steps() -> None:
     x = styled().float()
+    start = BatchInstanceNorm(4)  # rho = 1, on the bound: the gate must still learn
+    (start(x) * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
+    assert (start.rho.grad != 0).all()
     for sign in (1.0, -1.0):
         layer = BatchInstanceNorm(4)
         opt = torch.optim.SGD(layer.parameters(), lr=100.0)
@@ -202,7 +233,9 @@ def test_bin_gate_stays_in_0_1_under_large_steps() -> None:
             opt.step()
             raw = layer.rho.detach().clone()
             assert (raw < 0).any() or (raw > 1).any()  # the step did push it out
-            out = layer(x)  # each forward clips first, as the paper's clip after each step
+            out = layer(x)  # the forward uses the gate clamped to [0, 1], out of place
+            assert torch.equal(layer.rho, raw)  # and leaves the parameter alone
+            clip_gates_(layer)  # the paper's clip after each step
             assert ((layer.rho >= 0) & (layer.rho <= 1)).all()
         target = nn.InstanceNorm2d(4, affine=True) if sign > 0 else nn.BatchNorm2d(4)
         target.load_state_dict({"weight": layer.weight, "bias": layer.bias}, strict=False)
@@ -351,7 +384,7 @@ def test_insert_mixstyle_after_early_stages_only() -> None:
     (lambda: DomainSpecificBatchNorm(3, 0), "^num_domains must be"),
     (lambda: adain(torch.zeros(2, 3, 4, 4), torch.zeros(2, 2, 4, 4)), "^style must have 3 channels"),
     (lambda: adain(torch.zeros(2, 3, 1, 1), torch.zeros(2, 3, 4, 4)), "^content must be a float tensor"),
-    (lambda: adain(np.zeros((2, 3, 4, 4)), torch.zeros(2, 3, 4, 4)), "^content must be a float torch.Tensor"),
+    (lambda: adain(np.zeros((2, 3, 4, 4)), torch.zeros(2, 3, 4, 4)), "^content must be a float tensor"),
     (lambda: mixstyle(torch.zeros(2, 3, 4, 4), torch.tensor([0.5, 1.5]), torch.tensor([1, 0])), "^lam must be"),
     (lambda: mixstyle(torch.zeros(2, 3, 4, 4), torch.tensor([0.5, 0.5]), torch.tensor([1, 2])), "^partner must be"),
     (lambda: MixStyle().set_domain(torch.tensor([-1, 0])), "^domain ids must be >= 0"),

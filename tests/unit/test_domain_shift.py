@@ -1,7 +1,9 @@
-"""hrlib.domain.shift (lesson 04's harness) and hrlib.domain.sync (what SyncBatchNorm synchronizes)."""
+"""hrlib.domain.shift, tensor_fit and experiment (lesson 04's data and harness) and hrlib.domain.sync (what
+SyncBatchNorm synchronizes)."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -9,19 +11,19 @@ import pytest
 import torch
 
 from hrlib.domain import DomainSpecificBatchNorm, convert_batchnorm
-from hrlib.domain.shift import (
+from hrlib.domain.experiment import (
     TECHNIQUES,
     RunResult,
     _adapt_target_bn,
-    _batches,
     gap_recovered,
-    make_shift,
     run,
     run_table,
     summarize,
     transfer_curve,
 )
+from hrlib.domain.shift import make_shift
 from hrlib.domain.sync import syncbn_demo
+from hrlib.domain.tensor_fit import _batches, fit_tensors
 from hrlib.models import DSConvNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -68,9 +70,46 @@ def test_one_domain_batches_cover_every_index_once():
     assert sorted(torch.cat(mixed).tolist()) == list(range(len(domains)))
 
 
+def _plain_loop(model, x, y, num_epochs, seed, domains=None, batch_size=4, lr=3e-3):
+    """What fit_tensors computes, written out: AdamW + OneCycle, the documented batch draws (no engine)."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = num_epochs * len(_batches(len(y), batch_size, torch.Generator(), domains))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    model.train()
+    for _ in range(num_epochs):
+        for idx in _batches(len(y), batch_size, gen, domains):
+            flip = torch.rand(len(idx), 2, generator=gen) < 0.5
+            xb = torch.where(flip[:, 0, None, None, None], x[idx].flip(3), x[idx])
+            xb = torch.where(flip[:, 1, None, None, None], xb.flip(2), xb)
+            if domains is not None:
+                for m in model.modules():
+                    if isinstance(m, DomainSpecificBatchNorm):
+                        m.set_domain(int(domains[idx[0]]))
+            loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("dsbn", [False, True])
+def test_fit_tensors_computes_what_a_plain_loop_does(dsbn):
+    g = torch.Generator().manual_seed(0)
+    x, y, domains = torch.randn(10, 3, 16, 16, generator=g), torch.arange(10) % 3, torch.arange(10) % 2
+    torch.manual_seed(0)
+    model = DSConvNet(3, 3, (4, 8))
+    if dsbn:
+        convert_batchnorm(model, "dsbn", num_domains=2)
+    ref = _plain_loop(copy.deepcopy(model), x, y, 2, 5, domains if dsbn else None)
+    fit_tensors(model, x, y, num_epochs=2, seed=5, batch_size=4, domains=domains if dsbn else None)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values(), strict=True))
+
+
 @pytest.mark.parametrize("technique", TECHNIQUES)
 def test_every_technique_trains_and_scores(tiny, technique):
-    result = run(tiny, technique, seed=0, epochs=1, finetune_epochs=1, device="cpu")
+    result = run(tiny, technique, seed=0, num_epochs=1, num_finetune_epochs=1, device="cpu")
     assert isinstance(result, RunResult) and result.technique == technique and result.seed == 0
     assert 0.0 <= result.accuracy <= 1.0 and result.accuracy * 6 == pytest.approx(round(result.accuracy * 6))
     if technique == "CAM-guided crops":
@@ -78,9 +117,12 @@ def test_every_technique_trains_and_scores(tiny, technique):
 
 
 def test_run_is_deterministic_and_the_seed_matters(tiny):
-    _, m1 = run(tiny, "MixStyle", seed=4, epochs=2, device="cpu", return_model=True)
-    _, m2 = run(tiny, "MixStyle", seed=4, epochs=2, device="cpu", return_model=True)
-    _, m3 = run(tiny, "MixStyle", seed=5, epochs=2, device="cpu", return_model=True)
+    before = torch.random.get_rng_state()
+    _, m1 = run(tiny, "MixStyle", seed=4, num_epochs=2, device="cpu", return_model=True)
+    assert torch.equal(torch.random.get_rng_state(), before)  # neither drawn from nor reseeded
+    torch.manual_seed(123)  # the run's randomness comes from its seed alone, not from torch's global RNG
+    _, m2 = run(tiny, "MixStyle", seed=4, num_epochs=2, device="cpu", return_model=True)
+    _, m3 = run(tiny, "MixStyle", seed=5, num_epochs=2, device="cpu", return_model=True)
     w = [next(m.parameters()).detach() for m in (m1, m2, m3)]
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
 
@@ -94,13 +136,14 @@ def test_run_rejects_unknown_technique(tiny):
 
 def test_run_table_in_processes_equals_in_process(tiny):
     techniques = ("source only", "per-domain BN")
-    here = run_table(tiny, techniques, (0, 1), workers=1, epochs=1, device="cpu")
-    there = run_table(tiny, techniques, (0, 1), workers=2, epochs=1, device="cpu", keep_models=("source only",))
+    here = run_table(tiny, techniques, (0, 1), num_workers=1, num_epochs=1, device="cpu")
+    there = run_table(tiny, techniques, (0, 1), num_workers=2, num_epochs=1, device="cpu",
+                      keep_models=("source only",))
     assert [(r.technique, r.seed) for r in here] == [(t, s) for t in techniques for s in (0, 1)]
     assert [r.accuracy for r in here] == [r.accuracy for r in there]
     assert all(r.model is None for r in here) and [r.model is not None for r in there] == [True, True, False, False]
     kept = there[1].model
-    _, again = run(tiny, "source only", seed=1, epochs=1, device="cpu", return_model=True)
+    _, again = run(tiny, "source only", seed=1, num_epochs=1, device="cpu", return_model=True)
     assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), again.state_dict().values(), strict=True))
 
 
@@ -131,7 +174,7 @@ def test_gap_recovered_and_summarize():
 
 
 def test_transfer_curve_has_one_point_per_epoch(tiny):
-    curve = transfer_curve(tiny, None, n_labeled=6, epochs=3, seed=0)
+    curve = transfer_curve(tiny, None, n_labeled=6, num_epochs=3, seed=0)
     assert len(curve) == 3 and all(0.0 <= a <= 1.0 for a in curve)
     with pytest.raises(ValueError, match="^n_labeled must be <="):
         transfer_curve(tiny, None, n_labeled=7)

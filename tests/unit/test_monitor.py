@@ -178,7 +178,7 @@ def test_plot(batches):
 def test_bad_arguments_raise_naming_the_argument(batches):
     mon = BatchStatsMonitor(warn=False)
     for bad in (batches[0][0], batches[0].to(torch.uint8), batches[0].numpy(), batches[0][..., :1]):
-        with pytest.raises(ValueError, match=r"^x must be an NCHW float tensor"):
+        with pytest.raises((TypeError, ValueError), match=r"^x must be a.* float tensor"):
             mon.observe(0, bad)
     with pytest.raises(ValueError, match=r"^step "):
         mon.observe(-1, batches[0])

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hrlib.pipeline.loaders import (
+from hrlib.pipeline import (
+    ImageDecodeError,
     ImageFileDataset,
     RegionDataset,
     ShardDataset,
@@ -25,14 +26,15 @@ from hrlib.pipeline.loaders import (
     batched_augment,
     collate_skipping,
     decode_image,
-    default_workers,
+    default_num_workers,
     make_loader,
+    open_store,
     sample_augment,
     to_tensor,
     write_shards,
     write_small_files,
+    write_store,
 )
-from hrlib.pipeline.store import open_store, write_store
 
 RNG = np.random.default_rng(0)
 IMAGES = {"a": RNG.integers(0, 256, (150, 200, 3), dtype=np.uint8),
@@ -77,8 +79,8 @@ def test_region_dataset_pickles_without_an_open_handle_and_reopens_in_workers(st
     assert clone._store is None
     assert torch.equal(clone[5][0], ds[5][0])
     # forked workers inherit the parent's open handle; each must open its own (LMDB must not cross a fork)
-    serial = [b[0] for b in make_loader(ds, 4, workers=0, shuffle=False)]
-    parallel = [b[0] for b in make_loader(ds, 4, workers=2, shuffle=False, persistent=False)]
+    serial = [b[0] for b in make_loader(ds, 4, num_workers=0, shuffle=False)]
+    parallel = [b[0] for b in make_loader(ds, 4, num_workers=2, shuffle=False, persistent=False)]
     assert all(torch.equal(a, b) for a, b in zip(serial, parallel, strict=True))
 
 
@@ -125,21 +127,21 @@ def test_region_dataset_cache_hits_on_the_second_epoch(store_path):
 def test_make_loader_defaults(monkeypatch, store_path):
     ds = RegionDataset(store_path, 16, 8)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    loader = make_loader(ds, 4, workers=2, pin_memory=True)
+    loader = make_loader(ds, 4, num_workers=2, pin_memory=True)
     assert loader.pin_memory is False  # pin_memory only with CUDA
     assert loader.persistent_workers and loader.prefetch_factor == 2 and loader.num_workers == 2
-    loader = make_loader(ds, 4, workers=2, persistent=False, prefetch=5)
+    loader = make_loader(ds, 4, num_workers=2, persistent=False, prefetch=5)
     assert not loader.persistent_workers and loader.prefetch_factor == 5
-    assert make_loader(ds, 4, workers=0, prefetch=5).prefetch_factor is None
+    assert make_loader(ds, 4, num_workers=0, prefetch=5).prefetch_factor is None
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert make_loader(ds, 4, workers=0).pin_memory is True
+    assert make_loader(ds, 4, num_workers=0).pin_memory is True
     for platform in ("win32", "darwin"):
         monkeypatch.setattr(sys, "platform", platform)
-        assert default_workers() == 0 and make_loader(ds, 4).num_workers == 0
+        assert default_num_workers() == 0 and make_loader(ds, 4).num_workers == 0
     monkeypatch.setattr(sys, "platform", "linux")
-    assert 1 <= default_workers() <= 2
-    with pytest.raises(ValueError, match="^workers must be"):
-        make_loader(ds, 4, workers=-1)
+    assert 1 <= default_num_workers() <= 2
+    with pytest.raises(ValueError, match="^num_workers must be"):
+        make_loader(ds, 4, num_workers=-1)
     with pytest.raises(ValueError, match="^batch_size must be"):
         make_loader(ds, 0)
 
@@ -148,7 +150,7 @@ def test_make_loader_shuffle_is_seeded(store_path):
     ds = RegionDataset(store_path, 16, 12)
 
     def labels_order(seed):
-        return torch.cat([b[0].flatten(1)[:, :4] for b in make_loader(ds, 4, workers=0, seed=seed)])
+        return torch.cat([b[0].flatten(1)[:, :4] for b in make_loader(ds, 4, num_workers=0, seed=seed)])
 
     assert torch.equal(labels_order(1), labels_order(1)) and not torch.equal(labels_order(1), labels_order(2))
 
@@ -180,26 +182,27 @@ def test_decode_image_names_the_file_for_bad_inputs(bad_files):
     good, truncated, garbage, bomb = bad_files
     assert decode_image(good).shape == (64, 64, 3)
     for path in (truncated, garbage, bomb, good.with_name("missing.jpg")):
-        with pytest.raises(ValueError, match=f"^path .*{path.name}.* could not be decoded"):
+        with pytest.raises(ImageDecodeError, match=f"^path .*{path.name}.* could not be decoded") as err:
             decode_image(path)
+        assert err.value.path == path and err.value.reason and isinstance(err.value, ValueError)
     with pytest.raises(ValueError, match="DecompressionBombError"):  # PIL's guard stays on
         decode_image(bomb)
-    with pytest.raises(ValueError, match="exceeds max_pixels=1000"):
+    with pytest.raises(ValueError, match="exceeds max_pixels=1,000;"):
         decode_image(good, max_pixels=1000)
     large = good.with_name("large.png")
     large.write_bytes(_crafted_png(12_000, 12_000))  # below PIL's limit: the explicit max_pixels refuses it
-    with pytest.raises(ValueError, match="^path .*large.png.* 144000000 pixels exceeds max_pixels=1000000"):
+    with pytest.raises(ValueError, match="^path .*large.png.* 144,000,000 pixels exceeds max_pixels=1,000,000"):
         decode_image(large, max_pixels=10**6)
 
 
 def test_bad_files_never_crash_a_worker_process(bad_files):
     good, truncated, garbage, bomb = bad_files
     files = [good, truncated, good, garbage, good, bomb]
-    raising = make_loader(ImageFileDataset(files, 32), 2, workers=2, shuffle=False, persistent=False)
+    raising = make_loader(ImageFileDataset(files, 32), 2, num_workers=2, shuffle=False, persistent=False)
     with pytest.raises(ValueError, match="truncated.jpg' could not be decoded"):  # an exception, not a dead worker
         list(raising)
     skipping = ImageFileDataset(files, 32, labels=[0, 1, 2, 3, 4, 5], on_error="skip")
-    batches = list(make_loader(skipping, 2, workers=2, shuffle=False, persistent=False))
+    batches = list(make_loader(skipping, 2, num_workers=2, shuffle=False, persistent=False))
     skipped = [s for b in batches for s in b.skipped]
     assert sorted(p.path.rsplit("/", 1)[-1] for p in skipped) == ["bomb.png", "garbage.png", "truncated.jpg"]
     assert all(isinstance(s, SkippedSample) and "could not be decoded" in s.reason for s in skipped)
@@ -284,7 +287,7 @@ def test_step_timer_data_fraction_orders_slow_and_fast_data():
 
 
 def test_step_timer_with_a_real_loader(store_path, one_thread):
-    timer = StepTimer(make_loader(RegionDataset(store_path, 16, 8), 4, workers=0), sync=False)
+    timer = StepTimer(make_loader(RegionDataset(store_path, 16, 8), 4, num_workers=0), sync=False)
     for x, _y in timer:
         torch.nn.functional.avg_pool2d(x, 2)
         timer.step_done()

@@ -1,4 +1,4 @@
-"""hrlib.augment.presets: letterbox, dataset statistics, domain presets and the FixedPolicy schedule."""
+"""hrlib.augment.presets: letterbox, dataset statistics, domain presets, trained through a FixedSchedule."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from hrlib.augment.presets import (
     DOMAINS,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    FixedPolicy,
     dataset_stats,
     imagenet_stats,
     letterbox,
     preset,
 )
 from hrlib.augment.stain import HEDJitter
+from hrlib.staging import FixedSchedule
 
 
 def _names(compose: A.Compose) -> list[str]:
@@ -93,7 +93,7 @@ def test_same_seed_same_augmented_tensor():
     assert all(torch.equal(a(image=image)["image"], b(image=image)["image"]) for _ in range(3))
 
 
-def test_fixed_policy_is_a_schedule_for_fit(one_thread):
+def test_a_preset_in_a_fixed_schedule_trains_with_fit(one_thread):
     from torch.utils.data import Subset
 
     from hrlib.data.synth import SynthDataset
@@ -101,7 +101,7 @@ def test_fixed_policy_is_a_schedule_for_fit(one_thread):
     from hrlib.train import fit
 
     data = Subset(SynthDataset("xray", 8, 32, channels=1), range(8))
-    policy = FixedPolicy(preset("xray", 32, mean=(0.4,), std=(0.2,)), 32, 2, name="xray")
+    policy = FixedSchedule(preset("xray", 32, mean=(0.4,), std=(0.2,)), 32, 2, name="xray")
     assert policy.stage_at(1).name == "xray" and policy.resolution_at(0) == 32 and policy.train_transform(0)
     history = fit(DSConvNet(2, 1, (4, 8)), data, policy, batch_size=4, progress=False, count_macs=False)
     assert len(history) == 2 and set(history.column("resolution")) == {32}
@@ -127,4 +127,4 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"^images\[1\] "):
         dataset_stats([np.zeros((2, 2, 3)), np.zeros((2, 2, 1))])
     with pytest.raises(TypeError, match=r"^transform "):
-        FixedPolicy("resize", 32, 1)  # type: ignore[arg-type]
+        FixedSchedule("resize", 32, 1)  # type: ignore[arg-type]

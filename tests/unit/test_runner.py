@@ -1,5 +1,5 @@
-"""hrlib.train.runner: config loading and validation (errors name the key path and the value), the CLI entry points, and
-a single-process run's outputs (generator and tile-store data)."""
+"""hrlib.train.runner and hrlib.train.config: config loading and validation (errors name the key path and the
+value), the CLI entry points, and a single-process run's outputs (generator and tile-store data)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hrlib.analysis.runs import read_runs
-from hrlib.train.runner import ConfigError, load_config, main, train, validate_config
+from hrlib.train import ConfigError, load_config, main, run_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def tiny(**sections) -> dict:
     """A config that trains in about a second: 12 slides of 32 px, two stages, a 2-stage DSConvNet."""
     cfg = {"data": {"source": "generator", "n": 12, "n_val": 6, "size": 32},
-           "schedule": {"stages": [{"name": "low", "resolution": 16, "epochs": 1, "policy": "warmup"},
-                                   {"name": "full", "resolution": 32, "epochs": 1, "policy": "finetune"}]},
+           "schedule": {"stages": [{"name": "low", "resolution": 16, "num_epochs": 1, "policy": "warmup"},
+                                   {"name": "full", "resolution": 32, "num_epochs": 1, "policy": "finetune"}]},
            "model": {"name": "dsconvnet", "kwargs": {"widths": [4, 8]}},
            "train": {"batch_size": 4, "seed": 3, "device": "cpu"},
            "output": {"progress": False}}
@@ -38,7 +38,7 @@ def tiny(**sections) -> dict:
     (("schedule", "stages", 1, "resolution"), 64, r"^schedule\.stages\[1\]\.resolution must be <= "
                                                   r"schedule\.source_size \(32 px\).*got 64"),
     (("schedule", "stages", 0, "policy"), "heavy", r"^schedule\.stages\[0\]\.policy must be one of .*got 'heavy'"),
-    (("schedule", "stages", 0, "epochs"), 0, r"^schedule\.stages\[0\]\.epochs must be an int >= 1, got 0"),
+    (("schedule", "stages", 0, "num_epochs"), 0, r"^schedule\.stages\[0\]\.num_epochs must be an int >= 1, got 0"),
     (("schedule", "stages", 1, "speed"), 2, r"^schedule\.stages\[1\]\.speed is not a known key .*got 2"),
     (("train", "lr"), -1.0, r"^train\.lr must be a number > 0, got -1\.0"),
     (("train", "batch_size"), 2.5, r"^train\.batch_size must be an int >= 1, got 2\.5"),
@@ -100,7 +100,7 @@ def test_the_toml_and_yaml_examples_are_the_same_valid_config(tmp_path):
 
 def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path, capsys):
     file = tmp_path / "c.yaml"
-    file.write_text("schedule:\n  stages:\n    - {name: a, resolution: big, epochs: 1}\n")
+    file.write_text("schedule:\n  stages:\n    - {name: a, resolution: big, num_epochs: 1}\n")
     assert main(["--config", str(file)]) == 2
     err = capsys.readouterr().err
     assert "schedule.stages[0].resolution must be an int >= 8, got 'big'" in err and "Traceback" not in err
@@ -109,7 +109,7 @@ def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path, capsys):
 @pytest.mark.usefixtures("one_thread")
 def test_a_run_writes_history_checkpoints_model_and_one_run_record(tmp_path):
     out = tmp_path / "run"
-    history = train(tiny(output={"keep_last": 1}, diagnostics={"grad_clip": {"max_norm": 1.0}}), out=out)
+    history = run_config(tiny(output={"keep_last": 1}, diagnostics={"grad_clip": {"max_norm": 1.0}}), out=out)
     assert [r["stage"] for r in history.rows] == ["low", "full"] and history.column("samples").tolist() == [12, 12]
     assert np.isfinite(history.column("val_acc")).all() and "clip_rate" in history.rows[0]  # callback columns
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch_0001.pt"]  # keep_last = 1
@@ -134,7 +134,7 @@ def test_store_source_trains_on_labelled_regions(tmp_path):
             "labels": str(tmp_path / "labels.csv")}
     cfg = tiny()
     cfg["data"] = data
-    history = train(cfg, out=tmp_path / "run")
+    history = run_config(cfg, out=tmp_path / "run")
     assert validate_config(cfg)["data"]["num_classes"] == 2
     assert history.column("samples").tolist() == [8, 8] and np.isfinite(history.column("val_loss")).all()
     from hrlib.train.runner import _datasets

@@ -76,9 +76,9 @@ def test_bad_input_errors_name_the_argument(scene):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match=r"^image must have bands=3 channels"):
         band_noise(scene, 0.1, rng=rng, bands=3)
-    with pytest.raises(ValueError, match=r"^image must be an HxWxB"):
+    with pytest.raises(ValueError, match=r"^image must be an? HxWxC"):
         band_noise(scene[..., 0], 0.1, rng=rng)
-    with pytest.raises(ValueError, match=r"^image must be an HxWxB"):
+    with pytest.raises(ValueError, match=r"^image must hold float reflectances or uint8"):
         band_noise(scene.astype(np.int32), 0.1, rng=rng)
     with pytest.raises(ValueError, match=r"^sigma "):
         band_noise(scene, -0.1, rng=rng)

@@ -12,6 +12,7 @@ from torch import nn
 from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD, make_slide
 from hrlib.staging import (
     POLICIES,
+    FixedSchedule,
     Schedule,
     Stage,
     evaluate_at_resolutions,
@@ -45,7 +46,7 @@ def test_three_stage_boundaries():
 @pytest.mark.parametrize("n", [3, 4, 5, 7, 11, 50])
 def test_three_stage_epochs_sum_and_each_stage_runs(n):
     s = Schedule.three_stage(512, n)
-    assert s.num_epochs == n and all(st.epochs >= 1 for st in s.stages) and len(s.stages) == 3
+    assert s.num_epochs == n and all(st.num_epochs >= 1 for st in s.stages) and len(s.stages) == 3
 
 
 def test_three_stage_needs_three_epochs():
@@ -67,6 +68,24 @@ def test_fixed_schedule_cost():
     assert Schedule.fixed(512, 5).relative_cost() == 1.0
     assert Schedule.fixed(512, 4, resolution=256).relative_cost() == 0.25
     assert Schedule.fixed(512, 3).stage_at(2).resolution == 512
+
+
+def test_fixed_schedule_is_one_given_transform_for_every_epoch():
+    from hrlib.train.engine import Schedule as ScheduleProtocol
+
+    transform = val_transform(32, source_size=64)
+    s = FixedSchedule(transform, 32, 3, name="preset")
+    assert isinstance(s, ScheduleProtocol) and isinstance(Schedule.fixed(64, 2), ScheduleProtocol)
+    assert s.num_epochs == 3 and all(s.train_transform(e) is transform for e in range(3))
+    assert s.stage_at(2) == Stage("preset", 32, 3, None) and s.stages == (s.stage_at(0),) and s.resolution_at(1) == 32
+    for bad in (-1, 3):
+        with pytest.raises(IndexError, match=r"^epoch must be in \[0, 3\)"):
+            s.stage_at(bad)
+    piped = FixedSchedule.from_steps([A.HorizontalFlip(p=1.0)], 16, 1)
+    x = piped.train_transform(0)(image=np.zeros((16, 16, 3), np.uint8))["image"]
+    assert x.shape == (3, 16, 16) and x.dtype == torch.float32 and piped.stage_at(0).name == "pipeline"
+    with pytest.raises(ValueError, match=r"policy must be one of"):
+        Schedule([Stage("given", 32, 1, None)], 64)  # a Schedule builds its transforms from policies
 
 
 @pytest.mark.parametrize("make, match, exc", [

@@ -18,7 +18,8 @@ from hrlib.augment.stain import (
     od_residual_map,
     paper_hed_jitter,
 )
-from hrlib.data.slides import make_slide, real_image
+from hrlib.data.real import real_image
+from hrlib.data.slides import make_slide
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +136,9 @@ def test_hedjitter_transform_is_seeded_and_composable(slide):
 @pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8),
                                  np.zeros((8, 8, 3), np.float32), [[1, 2, 3]]])
 def test_non_rgb_input_is_rejected_naming_the_image(bad):
-    with pytest.raises(ValueError, match=r"^image must be an HxWx3 RGB uint8 array"):
+    with pytest.raises((TypeError, ValueError), match=r"^image must be an HxWxC \(C in 3\) uint8"):
         hed_jitter(bad, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"^image "):
+    with pytest.raises((TypeError, ValueError), match=r"^image "):
         od_residual(bad)
 
 

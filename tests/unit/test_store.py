@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hrlib.data.slides import make_slide
-from hrlib.pipeline.store import (
+from hrlib.pipeline import (
     FORMATS,
     StoreCorruptError,
     downsample,
@@ -104,8 +104,11 @@ def test_flipped_byte_raises_and_is_reported(tmp_path, images, fmt):
     path = _write(tmp_path, images, fmt)
     _flip_byte(path, fmt)
     store = open_store(path)
-    with pytest.raises(StoreCorruptError, match=r"'slide' level 0: chunk \(1, 2\) is corrupt"):
+    with pytest.raises(StoreCorruptError, match=r"'slide' level 0: chunk \(1, 2\) is corrupt") as err:
         store.read_region("slide", 60, 100, 40, 60)  # crosses chunks (0, 1), (0, 2), (1, 1), (1, 2)
+    assert (err.value.store, err.value.image_id, err.value.level, err.value.chunk) == (path, "slide", 0, (1, 2))
+    assert err.value.reason.startswith("is corrupt")
+    assert pickle.loads(pickle.dumps(err.value)).chunk == (1, 2)  # survives the trip from a worker process
     np.testing.assert_array_equal(store.read_region("slide", 0, 0, 64, 64), images["slide"][:64, :64])
     problems = verify(path)
     assert len(problems) == 1 and "chunk (1, 2) is corrupt" in problems[0]  # (no sha256 line for a bad level)
@@ -115,8 +118,9 @@ def test_flipped_byte_raises_and_is_reported(tmp_path, images, fmt):
 def test_missing_chunk_raises_and_is_reported(tmp_path, images, fmt):
     path = _write(tmp_path, images, fmt)
     _delete_chunk(path, fmt)
-    with pytest.raises(StoreCorruptError, match=r"chunk \(1, 2\) is missing"):
+    with pytest.raises(StoreCorruptError, match=r"chunk \(1, 2\) is missing") as err:
         open_store(path).read_region("slide", 64, 128, 1, 1)
+    assert (err.value.chunk, err.value.reason) == ((1, 2), "is missing")
     assert any("chunk (1, 2) is missing" in p for p in verify(path))
 
 
@@ -129,8 +133,9 @@ def test_verify_reports_manifest_problems(tmp_path, images):
     manifest["complete"] = False
     (path / "manifest.json").write_text(json.dumps(manifest))
     assert "complete must be true, got False" in verify(path)[0]
-    with pytest.raises(StoreCorruptError, match="damaged or not an hrlib manifest: complete must be true"):
+    with pytest.raises(StoreCorruptError, match="damaged or not an hrlib manifest: complete must be true") as err:
         open_store(path)
+    assert err.value.store == path and err.value.image_id is None and err.value.chunk is None
     (path / "manifest.json").unlink()
     with pytest.raises(FileNotFoundError, match="not a complete hrlib store"):
         open_store(path)

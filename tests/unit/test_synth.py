@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 
 from hrlib import data
+from hrlib.data.documents import DOCUMENT_CLASSES, make_document
 from hrlib.data.synth import (
     BAND_NAMES,
-    DOCUMENT_CLASSES,
     MULTISPECTRAL_CLASSES,
     SCRATCH_CLASSES,
     XRAY_CLASSES,
     Sample,
     SynthDataset,
-    make_document,
     make_multispectral,
     make_scratch,
     make_xray,

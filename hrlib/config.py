@@ -59,7 +59,11 @@ _SIZES: dict[str, int] = {"fast": 512, "full": 2048}
 
 
 def get_profile() -> Profile:
-    """Return the active profile (see the module docstring for how it is chosen)."""
+    """The active profile (see the module docstring for how it is chosen).
+
+    Returns:
+        The :class:`Profile`: name, image size and the reason it was chosen.
+    """
     env = os.environ.get("HRLIB_PROFILE", "").strip().lower()
     if env:
         if env not in _SIZES:
@@ -95,6 +99,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
     Args:
         seed: a non-negative integer.
         deterministic: also ask torch for deterministic kernels (slower; for debugging).
+
+    Returns:
+        A fresh ``numpy.random.Generator`` seeded with ``seed``.
     """
     seed = check_int("seed", seed, 0)
     if not isinstance(deterministic, bool | np.bool_):
@@ -136,7 +143,14 @@ def seed_worker(worker_id: int) -> None:
 
 
 def describe(seed: int | None = None) -> str:
-    """One line for a notebook's first cell: profile, device, seed and library versions."""
+    """One line for a notebook's first cell: profile, device, seed and library versions.
+
+    Args:
+        seed: the notebook's base seed, shown when given (>= 0).
+
+    Returns:
+        The line, e.g. ``profile=fast (...) | device=cpu | seed=0 | torch=...``.
+    """
     if seed is not None:
         seed = check_int("seed", seed, 0)
     profile = get_profile()

@@ -196,9 +196,9 @@ def train_epoch(state: TrainState, batches: Iterable[tuple[torch.Tensor, torch.T
                 batch_transform: BatchTransform | None = None, bar: tqdm | None = None) -> tuple[float, float, int]:
     """One pass over ``batches`` with cross-entropy, one optimizer step per batch: the one epoch loop of hrlib.
 
-    :func:`hrlib.train.fit`, ``hrlib train`` and lesson 04's harness all train through it. Per batch: move to
-    ``device``, ``batch_transform``, forward under autocast (``amp``), backward, unscale (so callbacks see true
-    gradients), ``on_after_backward``, optimizer step, ``on_batch_end``, scheduler step.
+    :func:`hrlib.train.fit`, ``hrlib train`` and lesson 04's harness all train through it. Long because the
+    per-batch order (move, ``batch_transform``, forward under autocast, backward, unscale so callbacks see true
+    gradients, ``on_after_backward``, step, ``on_batch_end``, scheduler step) is the recipe and reads best in one place.
 
     Args:
         state: the run's :class:`TrainState` (``model``, ``optimizer``; its ``step``, ``loss``, ``lr``,

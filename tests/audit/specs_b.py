@@ -139,6 +139,8 @@ SPECS["hrlib.train.checkpoint.restore_rng_state"] = Case(
 
 # ----------------------------------------------------------------------------------------------------- config
 EXEMPT["hrlib.config.Profile"] = "result record: get_profile() builds it from the environment"
+EXEMPT["hrlib.config.seed_transform"] = "engine hook: any object is accepted, one without a seed is left alone"
+EXEMPT["hrlib.config.seed_worker"] = "a DataLoader worker_init_fn: torch calls it with the worker id"
 EXEMPT["hrlib.config.get_profile"] = "takes no arguments (HRLIB_PROFILE is checked and named in its error)"
 SPECS["hrlib.config.get_device"] = Case(valid=lambda: {"prefer": "cpu"},
                                         bad={"prefer": [3, "gpu", "tpu", ["cpu"]] + ([] if torch.cuda.is_available()

@@ -243,16 +243,34 @@ def _cam_finetune(model: nn.Module, data: ShiftData, xs: Tensor, y: Tensor, seed
     return notes
 
 
-def _run_one(args: tuple[ShiftData, str, int, bool, dict[str, Any]]) -> RunResult:
+_WORKER_DATA: list[ShiftData] = []  # the shift, sent once to each worker process by _start_worker
+
+
+def _run_one(args: tuple[ShiftData | None, str, int, bool, dict[str, Any]]) -> RunResult:
     data, technique, seed, keep, kwargs = args
+    data = _WORKER_DATA[0] if data is None else data
     if not keep:
         return run(data, technique, seed, **kwargs)  # type: ignore[return-value]
     result, model = run(data, technique, seed, return_model=True, **kwargs)  # type: ignore[misc]
     return dataclasses.replace(result, model=model.cpu())
 
 
-def _one_thread() -> None:
+def _start_worker(data: ShiftData) -> None:
     torch.set_num_threads(1)  # one process per core: tiny models run best single-threaded
+    _WORKER_DATA[:] = [data]
+
+
+def _worker_context() -> Any:
+    """A start method that is safe after autograd has run here: never ``fork`` (its threads do not survive a fork).
+
+    ``forkserver`` forks each worker from a clean server that has imported torch and hrlib once; ``spawn`` where
+    there is no forkserver (Windows).
+    """
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "hrlib.domain.experiment"])
+    return ctx
 
 
 def run_table(data: ShiftData, techniques: Sequence[str] = TECHNIQUES, seeds: Sequence[int] = (0, 1, 2), *,
@@ -260,7 +278,9 @@ def run_table(data: ShiftData, techniques: Sequence[str] = TECHNIQUES, seeds: Se
               **kwargs: Any) -> list[RunResult]:
     """:func:`run` for every technique and seed, in ``num_workers`` CPU processes of one thread each.
 
-    Each run is deterministic given its seed (and its device), so the processes change nothing but the time.
+    Each run is deterministic given its seed (and its device), so the processes change nothing but the time. The
+    workers start by ``forkserver`` (``spawn`` on Windows), never ``fork``: a fork after autograd has run in this
+    process can fail, and the shift is sent to each worker once.
 
     Args:
         data: the shift, from :func:`hrlib.domain.shift.make_shift`.
@@ -285,15 +305,15 @@ def run_table(data: ShiftData, techniques: Sequence[str] = TECHNIQUES, seeds: Se
     seeds = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
     check_callable("progress", progress, allow_none=True, hint="progress(iterable, total=...)")
     kwargs["device"] = dev = check_device("device", kwargs.get("device"))
-    jobs = [(data, t, s, t in keep_models, kwargs) for t in techniques for s in seeds]
+    jobs = [(None, t, s, t in keep_models, kwargs) for t in techniques for s in seeds]
     num_workers = min(4, os.cpu_count() or 1) if num_workers is None else check_int("num_workers", num_workers)
     num_workers = 1 if dev.type != "cpu" else num_workers
     data.lab, data.fda_variants, data.elastic_variants  # noqa: B018  (computed once, before the workers start)
     if num_workers == 1:
-        results = map(_run_one, jobs)
+        results = map(_run_one, [(data, *job[1:]) for job in jobs])
         return list(progress(results, total=len(jobs)) if progress else results)
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(num_workers, mp_context=mp.get_context(method), initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(num_workers, mp_context=_worker_context(), initializer=_start_worker,
+                             initargs=(data,)) as pool:
         results = pool.map(_run_one, jobs)
         return list(progress(results, total=len(jobs)) if progress else results)
 

@@ -134,9 +134,6 @@ def test_run_rejects_unknown_technique(tiny):
         run(tiny.source, "source only")
 
 
-@pytest.mark.xfail(reason="KNOWN DEFECT, open: after earlier tests in the same pytest process, run_table's fork pool "
-                   "raises 'Unable to handle autograd's threading in combination with fork'; passes alone and in "
-                   "tests/unit; to be run in a fresh process", strict=False)
 def test_run_table_in_processes_equals_in_process(tiny):
     techniques = ("source only", "per-domain BN")
     here = run_table(tiny, techniques, (0, 1), num_workers=1, num_epochs=1, device="cpu")

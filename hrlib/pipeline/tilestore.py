@@ -278,7 +278,7 @@ class ZarrTileStore(TileStore):
         if key not in handle["arrays"]:
             try:
                 arr = zarr.open_array(handle["store"], path=key, mode="r")
-            except (FileNotFoundError, KeyError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - damaged metadata: zarr raises TypeError, KeyError, ValueError, ...
                 raise StoreCorruptError(store=self.path, image_id=image_id, level=level,
                                         reason=f"array {key} is missing or unreadable ({type(e).__name__}: {e})") from e
             want = (self.shape(image_id, level), np.dtype(np.uint8), (self.tile, self.tile, arr.shape[-1]))

@@ -240,6 +240,18 @@ def test_damaged_store_reads_right_pixels_or_raises_naming_the_store(stores, fmt
             np.testing.assert_array_equal(pixels, downsample(IMAGES[image_id], level))
 
 
+@pytest.mark.parametrize("edit", [("typesize", "typdsize"), ('"blosc"', '"bloxc"'), ('"shape"', '"shapE"'),
+                                  ("[", "{")])
+def test_damaged_zarr_metadata_is_a_store_error(stores, edit, tmp_path):
+    """A zarr.json that still parses as JSON but not as zarr metadata (zarr raises TypeError, KeyError, ...)."""
+    path = Path(shutil.copytree(stores["zarr"], tmp_path / "store"))
+    meta = sorted(path.rglob("images.zarr/a/1/zarr.json"))[0]
+    meta.write_text(meta.read_text().replace(*edit, 1))
+    out = in_child(read_everything, path)
+    assert out[0] == "error" and out[1] == "StoreCorruptError" and str(path) in out[2], out
+    assert verify(path), "verify missed the damage"
+
+
 def _edit(manifest: dict, edit: str) -> Any:
     a = manifest["images"]["a"]
     if edit == "traversal":

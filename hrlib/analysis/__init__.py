@@ -15,15 +15,8 @@ from hrlib.analysis.cam import grad_cam, score_cam
 from hrlib.analysis.errors import ErrorModes, breakdown, error_modes, size_bucket, size_bucket_labels
 from hrlib.analysis.failures import FailureCase, FailureDiff, FailureSet, diff
 from hrlib.analysis.heatmaps import CamScores, energy_in_boxes, overlay, pointing_game, score_cams, show_cams
-from hrlib.analysis.runs import (
-    PACKAGES,
-    dataset_fingerprint,
-    git_state,
-    package_versions,
-    read_runs,
-    record_run,
-    to_jsonable,
-)
+from hrlib.analysis.runs import PACKAGES, dataset_fingerprint, git_state, package_versions, read_runs, record_run
+from hrlib.analysis.runs import to_jsonable
 
 __all__ = [
     "BundledModel", "CamScores", "ErrorModes", "FailureCase", "FailureDiff", "FailureSet", "PACKAGES", "breakdown",

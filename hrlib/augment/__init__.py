@@ -21,45 +21,16 @@ Submodules, one idea each:
 
 from hrlib.augment.aligned import Alignment, aligned, alignment_error
 from hrlib.augment.explore import STRENGTHS, explorer, strength_grid, strength_pipeline, strength_stack, strength_sweep
-from hrlib.augment.local import (
-    Cutout,
-    GridMask,
-    NonOverlappingCutout,
-    RandomErasing,
-    mean_fill,
-    nonoverlapping_holes,
-    occlusion_policy,
-)
+from hrlib.augment.local import Cutout, GridMask, NonOverlappingCutout, RandomErasing, mean_fill, nonoverlapping_holes
+from hrlib.augment.local import occlusion_policy
 from hrlib.augment.mixup import MIX_KINDS, BatchMix, mixing
 from hrlib.augment.monitor import BatchStatsMonitor, StatsFlag
-from hrlib.augment.presets import (
-    DOMAINS,
-    FLIPS,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    RESIZES,
-    ROTATIONS,
-    dataset_stats,
-    imagenet_stats,
-    letterbox,
-    preset,
-    resize_steps,
-    train_and_evaluate,
-)
+from hrlib.augment.presets import DOMAINS, FLIPS, IMAGENET_MEAN, IMAGENET_STD, RESIZES, ROTATIONS, dataset_stats
+from hrlib.augment.presets import imagenet_stats, letterbox, preset, resize_steps, train_and_evaluate
 from hrlib.augment.qa import KINDS, Annotation, Finding, QAReport, annotations_from_slides, audit, plant_errors
 from hrlib.augment.spectral import NOISE_MODES, band_correlation, band_noise, normalized_difference
-from hrlib.augment.stain import (
-    CALIBRATION_ROWS,
-    SKIMAGE_PER_PAPER,
-    STAIN_NAMES,
-    HEDJitter,
-    calibration_table,
-    hed_adjust,
-    hed_jitter,
-    od_residual,
-    od_residual_map,
-    paper_hed_jitter,
-)
+from hrlib.augment.stain import CALIBRATION_ROWS, SKIMAGE_PER_PAPER, STAIN_NAMES, HEDJitter, calibration_table
+from hrlib.augment.stain import hed_adjust, hed_jitter, od_residual, od_residual_map, paper_hed_jitter
 
 __all__ = [
     "CALIBRATION_ROWS", "DOMAINS", "FLIPS", "IMAGENET_MEAN", "IMAGENET_STD", "KINDS", "MIX_KINDS", "NOISE_MODES",

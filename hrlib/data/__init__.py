@@ -13,33 +13,10 @@ Submodules:
 
 from hrlib.data.documents import DOCUMENT_CLASSES, GLYPH_ASPECTS, make_document
 from hrlib.data.real import REAL_IMAGES, real_image
-from hrlib.data.slides import (
-    CLASS_NAMES,
-    RUIFROK_STAINS,
-    SITES,
-    SLIDE_MEAN,
-    SLIDE_STD,
-    Site,
-    Slide,
-    SlideDataset,
-    collate_slides,
-    detail_energy,
-    downscale,
-    get_site,
-    make_slide,
-)
-from hrlib.data.synth import (
-    BAND_NAMES,
-    MULTISPECTRAL_CLASSES,
-    SCRATCH_CLASSES,
-    XRAY_CLASSES,
-    Sample,
-    SynthDataset,
-    make_multispectral,
-    make_scratch,
-    make_xray,
-    ndvi,
-)
+from hrlib.data.slides import CLASS_NAMES, RUIFROK_STAINS, SITES, SLIDE_MEAN, SLIDE_STD, Site, Slide, SlideDataset
+from hrlib.data.slides import collate_slides, detail_energy, downscale, get_site, make_slide
+from hrlib.data.synth import BAND_NAMES, MULTISPECTRAL_CLASSES, SCRATCH_CLASSES, XRAY_CLASSES, Sample, SynthDataset
+from hrlib.data.synth import make_multispectral, make_scratch, make_xray, ndvi
 
 __all__ = [
     "BAND_NAMES", "CLASS_NAMES", "DOCUMENT_CLASSES", "GLYPH_ASPECTS", "MULTISPECTRAL_CLASSES", "REAL_IMAGES",

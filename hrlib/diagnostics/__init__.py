@@ -10,15 +10,8 @@ Submodules:
 
 from hrlib.diagnostics.curves import LivePlot, is_overfitting, plot_lr
 from hrlib.diagnostics.memory import MODES, Checkpointed, StepProfile, compare_modes, largest_batch, profile_step
-from hrlib.diagnostics.monitors import (
-    DivergenceDetector,
-    DivergenceReport,
-    GradClipper,
-    GradNormMonitor,
-    OverfitDetector,
-    grad_norms,
-    total_grad_norm,
-)
+from hrlib.diagnostics.monitors import DivergenceDetector, DivergenceReport, GradClipper, GradNormMonitor
+from hrlib.diagnostics.monitors import OverfitDetector, grad_norms, total_grad_norm
 from hrlib.diagnostics.pruning import magnitude_prune, prune_channels, sparsity
 
 __all__ = [

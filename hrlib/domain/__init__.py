@@ -20,64 +20,18 @@ Submodules:
 (``hrlib.domain._stats`` is package-internal: the unchecked kernels the modules' ``forward`` passes call.)
 """
 
-from hrlib.domain.color import (
-    LabAlign,
-    LabReference,
-    PerDomainDataset,
-    PerDomainNormalize,
-    ReferenceCompose,
-    domain_stats,
-    elastic_rms_displacement,
-    fda,
-    histogram_matching,
-    lab_align,
-    lab_reference,
-    source_elastic,
-)
-from hrlib.domain.crops import (
-    CamCrop,
-    cam_crops,
-    crop_box,
-    find_peaks,
-)
-from hrlib.domain.experiment import (
-    TECHNIQUES,
-    RunResult,
-    gap_recovered,
-    run,
-    run_table,
-    source_transform,
-    summarize,
-    transfer_curve,
-)
-from hrlib.domain.norm import (
-    BatchInstanceNorm,
-    DomainSpecificBatchNorm,
-    clip_gates_,
-    convert_batchnorm,
-    domain_batchnorm_summary,
-    set_domain,
-)
-from hrlib.domain.shift import (
-    ShiftData,
-    make_shift,
-)
-from hrlib.domain.style import (
-    AdaIN,
-    MixStyle,
-    StyleSwap,
-    adain,
-    insert_mixstyle,
-    mixstyle,
-)
-from hrlib.domain.sync import (
-    SyncDemo,
-    syncbn_demo,
-)
-from hrlib.domain.tensor_fit import (
-    accuracy,
-    fit_tensors,
-)
+from hrlib.domain.color import LabAlign, LabReference, PerDomainDataset, PerDomainNormalize, ReferenceCompose
+from hrlib.domain.color import domain_stats, elastic_rms_displacement, fda, histogram_matching, lab_align, lab_reference
+from hrlib.domain.color import source_elastic
+from hrlib.domain.crops import CamCrop, cam_crops, crop_box, find_peaks
+from hrlib.domain.experiment import TECHNIQUES, RunResult, gap_recovered, run, run_table, source_transform, summarize
+from hrlib.domain.experiment import transfer_curve
+from hrlib.domain.norm import BatchInstanceNorm, DomainSpecificBatchNorm, clip_gates_, convert_batchnorm
+from hrlib.domain.norm import domain_batchnorm_summary, set_domain
+from hrlib.domain.shift import ShiftData, make_shift
+from hrlib.domain.style import AdaIN, MixStyle, StyleSwap, adain, insert_mixstyle, mixstyle
+from hrlib.domain.sync import SyncDemo, syncbn_demo
+from hrlib.domain.tensor_fit import accuracy, fit_tensors
 
 __all__ = ["AdaIN", "BatchInstanceNorm", "CamCrop", "DomainSpecificBatchNorm", "LabAlign", "LabReference", "MixStyle",
            "PerDomainDataset", "PerDomainNormalize", "ReferenceCompose", "RunResult", "ShiftData", "StyleSwap",

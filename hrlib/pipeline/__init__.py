@@ -15,35 +15,12 @@ Submodules:
 (``hrlib.pipeline._storage`` is package-internal: the on-disk layout and the atomic folder commit the writers share.)
 """
 
-from hrlib.pipeline.converter import (
-    ON_ERROR,
-    SUFFIXES,
-    ConvertError,
-    convert,
-    list_sources,
-    write_example_images,
-)
+from hrlib.pipeline.converter import ON_ERROR, SUFFIXES, ConvertError, convert, list_sources, write_example_images
 from hrlib.pipeline.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, read_image_file
-from hrlib.pipeline.loaders import (
-    RegionDataset,
-    StepTimer,
-    TileCache,
-    batched_augment,
-    default_num_workers,
-    make_loader,
-    sample_augment,
-)
-from hrlib.pipeline.shards import (
-    Batch,
-    ImageFileDataset,
-    ShardDataset,
-    SkippedSample,
-    SmallFileDataset,
-    collate_skipping,
-    to_tensor,
-    write_shards,
-    write_small_files,
-)
+from hrlib.pipeline.loaders import RegionDataset, StepTimer, TileCache, batched_augment, default_num_workers
+from hrlib.pipeline.loaders import make_loader, sample_augment
+from hrlib.pipeline.shards import Batch, ImageFileDataset, ShardDataset, SkippedSample, SmallFileDataset
+from hrlib.pipeline.shards import collate_skipping, to_tensor, write_shards, write_small_files
 from hrlib.pipeline.store import FORMATS, downsample, open_store, verify, write_store
 from hrlib.pipeline.tilestore import LmdbTileStore, StoreCorruptError, TileStore, ZarrTileStore, read_manifest
 

@@ -12,14 +12,8 @@ Submodules:
 - ``hrlib.train.checkpoint``: atomic checkpoints loaded with ``weights_only``.
 """
 
-from hrlib.train.checkpoint import (
-    checkpoint_path,
-    latest_checkpoint,
-    load_checkpoint,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-)
+from hrlib.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, restore_rng_state, rng_state
+from hrlib.train.checkpoint import save_checkpoint
 from hrlib.train.config import build_callbacks, load_config, validate_config
 from hrlib.train.engine import Schedule, TransformedDataset, epoch_loader, epoch_seeds, lr_scheduler, train_epoch
 from hrlib.train.fitting import evaluate, fit

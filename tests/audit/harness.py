@@ -8,7 +8,9 @@ exempt with a reason, so a new function cannot slip past the audit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,3 +53,17 @@ BAD_IMAGES: list[Any] = [
     np.zeros((0, 16, 3), np.uint8),  # empty
     np.full((16, 16, 3), np.nan, np.float32),  # NaN
 ]
+
+
+def public_callables() -> Iterator[tuple[str, Any]]:
+    """``(module.name, object)`` for every public callable hrlib defines (in a module's ``__all__``; no exercises)."""
+    import hrlib
+
+    for info in pkgutil.walk_packages(hrlib.__path__, "hrlib."):
+        if ".exercises" in info.name or info.name.rpartition(".")[2].startswith("_"):
+            continue
+        module = importlib.import_module(info.name)
+        for attr in getattr(module, "__all__", ()):
+            obj = getattr(module, attr)
+            if callable(obj) and getattr(obj, "__module__", None) == info.name:
+                yield f"{info.name}.{attr}", obj

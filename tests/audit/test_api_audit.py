@@ -19,7 +19,7 @@ import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from harness import ERRORS, Case  # noqa: E402
+from harness import ERRORS, Case, public_callables  # noqa: E402
 
 SPECS: dict[str, Case] = {}
 EXEMPT: dict[str, str] = {}
@@ -57,18 +57,7 @@ def _target(name: str) -> Any:
 
 def public_names() -> set[str]:
     """``module.name`` of every public callable hrlib defines (``__all__`` of each module but the exercises)."""
-    import hrlib
-
-    names = set()
-    for info in pkgutil.walk_packages(hrlib.__path__, "hrlib."):
-        if ".exercises" in info.name or info.name.rpartition(".")[2].startswith("_"):
-            continue
-        module = importlib.import_module(info.name)
-        for attr in getattr(module, "__all__", ()):
-            obj = getattr(module, attr)
-            if callable(obj) and getattr(obj, "__module__", None) == info.name:
-                names.add(f"{info.name}.{attr}")
-    return names
+    return {name for name, _ in public_callables()}
 
 
 def test_every_public_callable_is_audited_or_exempt():

@@ -4,9 +4,8 @@ Google-style docstrings on the public API, and ``eval_mode`` restoring each subm
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
-import pkgutil
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,6 +14,9 @@ import torch
 from torch import nn
 
 import hrlib
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "audit"))
+from harness import public_callables  # noqa: E402
 
 ROOT = Path(hrlib.__file__).parent
 MAX_MODULE_LINES = 400
@@ -142,19 +144,8 @@ def test_modules_and_functions_are_small():
     assert big_modules == [] and big_functions == []
 
 
-def _public_callables():
-    for info in pkgutil.walk_packages(hrlib.__path__, "hrlib."):
-        if ".exercises" in info.name or info.name.rpartition(".")[2].startswith("_"):
-            continue
-        module = importlib.import_module(info.name)
-        for attr in getattr(module, "__all__", ()):
-            obj = getattr(module, attr)
-            if callable(obj) and getattr(obj, "__module__", None) == info.name:
-                yield f"{info.name}.{attr}", obj
-
-
 def test_nothing_but_the_package_is_named_train():
-    named = [name for name, _ in _public_callables() if name.rpartition(".")[2] == "train"]
+    named = [name for name, _ in public_callables() if name.rpartition(".")[2] == "train"]
     assert named == []
 
 
@@ -176,7 +167,7 @@ def test_public_functions_have_google_style_docstrings():
     ``Returns:``/``Yields:``; a public class documents its constructor's arguments (``Args:`` or, for a record,
     ``Attributes:``)."""
     missing = []
-    for name, obj in _public_callables():
+    for name, obj in public_callables():
         if inspect.isclass(obj):
             if issubclass(obj, BaseException) or "__init__" not in vars(obj):
                 continue

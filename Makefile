@@ -55,7 +55,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 unit: setup
-	MPLBACKEND=Agg $(PY) -m pytest tests/unit tests/property $(PYTEST_ARGS)
+	MPLBACKEND=Agg $(PY) -m pytest tests/unit tests/property tests/reliability $(PYTEST_ARGS)
 
 notebooks: setup
 	HRLIB_PROFILE=fast $(PY) -m pytest lessons solutions --nbval-lax --nbval-current-env --durations=0 $(PYTEST_ARGS)

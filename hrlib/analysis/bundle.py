@@ -7,8 +7,10 @@ normalization written in torch, so it takes raw uint8 images of any size; :func:
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -223,6 +225,43 @@ def export_bundle(bundle: BundledModel, path: str | os.PathLike, example_size: i
     return atomic_write(path, write, "wb")
 
 
+# Every entry torch.export.save writes for one model ("model"), under one root folder; nothing else is read.
+_EXPORT_ENTRIES = re.compile(r"data/weights/(weight_\d+|model_weights_config\.json)|data/constants/(tensor_\d+|"
+                             r"model_constants_config\.json)|models/model\.json|data/sample_inputs/model\.pt|"
+                             r"extra/[\w.]+\.json|archive_format|archive_version|\.data/version|"
+                             r"\.data/serialization_id|byteorder")
+
+
+def _check_export_archive(archive: zipfile.ZipFile) -> None:
+    """Refuse a ``torch.export`` archive with anything torch would unpickle, before torch reads it.
+
+    ``torch.export.load`` unpickles (``weights_only=False``: arbitrary code) weights and constants whose config says
+    ``use_pickle``, custom and opaque objects, and sample inputs that ``weights_only=True`` cannot load. A bundle
+    needs none of them, so only the entries :func:`export_bundle` writes are allowed (one root folder, no duplicate
+    names), every weight and constant must be a raw tensor, and the sample inputs must load with
+    ``weights_only=True`` (so torch never falls back).
+
+    Raises:
+        ValueError: what is not allowed, by entry name.
+    """
+    names = archive.namelist()
+    root = names[0].split("/", 1)[0] + "/" if names else ""
+    if len(set(names)) != len(names):
+        raise ValueError("the archive has duplicate entry names (a reader could pick either)")
+    for name in names:
+        if not name.startswith(root) or not _EXPORT_ENTRIES.fullmatch(name[len(root):]):
+            raise ValueError(f"unexpected archive entry {name!r} (a bundle holds raw tensors and JSON only)")
+    for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
+        for key, meta in json.loads(archive.read(root + config))["config"].items():
+            raw = isinstance(meta, dict) and meta.get("use_pickle") is False
+            if not raw or not re.fullmatch(r"(weight|tensor)_\d+", str(meta.get("path_name"))):
+                raise ValueError(f"{config}: {key!r} is not a raw tensor (pickled entries would run code on load)")
+    try:
+        torch.load(io.BytesIO(archive.read(root + "data/sample_inputs/model.pt")), weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch would retry with weights_only=False: refuse instead
+        raise ValueError(f"the sample inputs are not plain tensors ({type(exc).__name__})") from exc
+
+
 def load_bundle(path: str | os.PathLike) -> nn.Module:
     """Load a bundle saved by :func:`export_bundle` (torch.export, or TorchScript mapped to the CPU).
 
@@ -244,19 +283,23 @@ def load_bundle(path: str | os.PathLike) -> nn.Module:
         raise FileNotFoundError(f"path must be an existing bundle file, got {str(path)!r} (does not exist"
                                 f"{'; it is a folder' if path.is_dir() else ''})")
     extra = {_META: ""}
+    data = path.read_bytes()  # checked and loaded from the same bytes: the file cannot change in between
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             exported = any(n.endswith("archive_format") for n in archive.namelist())
+            if exported:
+                _check_export_archive(archive)
         if exported:
-            program, kind = torch.export.load(path, extra_files=extra).module(), "export"
+            program, kind = torch.export.load(io.BytesIO(data), extra_files=extra).module(), "export"
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
-                program, kind = torch.jit.load(path, map_location="cpu", _extra_files=extra), "torchscript"
+                program = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
+            kind = "torchscript"
         raw = extra[_META]
         meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
         if meta.get("format") != _BUNDLE_FORMAT:
             raise ValueError(f"format is {meta.get('format')!r}, expected {_BUNDLE_FORMAT!r}")
-    except (zipfile.BadZipFile, RuntimeError, ValueError, KeyError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a crafted file makes torch raise, the caller gets ValueError
         raise ValueError(f"path {path} is not a bundle saved by export_bundle: {exc!r:.300}") from exc
     return _LoadedBundle(program, meta, kind)

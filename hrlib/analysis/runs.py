@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import subprocess
+import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from hrlib._checks import check_int, check_path
+from hrlib._io import append_line
 
 __all__ = ["PACKAGES", "dataset_fingerprint", "git_state", "package_versions", "read_runs", "record_run",
            "to_jsonable"]
@@ -174,8 +176,9 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
     """Append one run to a JSON-lines log (one JSON object per line; created if missing).
 
     The record also holds an ISO-8601 UTC ``timestamp``, the :func:`git_state` and package ``versions``. The line
-    is serialized first, then written with one ``write`` in append mode, flushed and fsynced: an error leaves no
-    partial line.
+    is serialized first, then appended by ``hrlib._io.append_line``: never through a symlink, one writer at a time,
+    fsynced, and truncated back if the write fails (a full disk), so no partial line is left. A cut-off last line
+    left by an interrupted writer is moved to ``<path>.cut`` first (with a warning).
 
     Args:
         path: the log file, in an existing folder.
@@ -192,6 +195,7 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
     Raises:
         TypeError, ValueError: a malformed argument (the message names it, e.g. ``params['model']``).
         FileNotFoundError: ``path`` is a folder or its folder does not exist.
+        OSError: ``path`` is a symlink or a special file, or the write failed (the log is then unchanged).
     """
     seed = check_int("seed", seed, 0)
     if check_path("path", path).is_dir() or not Path(path).parent.is_dir():
@@ -203,11 +207,10 @@ def record_run(path: str | os.PathLike, *, params: Mapping[str, Any], metrics: M
     record = {"timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "seed": seed, "params": to_jsonable(params, "params"), "metrics": to_jsonable(metrics, "metrics"),
               "dataset": data, "git": git_state(repo), "versions": package_versions()}
-    line = json.dumps(record, allow_nan=False) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    moved = append_line(path, (json.dumps(record, allow_nan=False) + "\n").encode())
+    if moved:
+        warnings.warn(f"{os.fspath(path)} ended in a cut-off record (an interrupted write); its bytes were moved to "
+                      f"{moved}", RuntimeWarning, stacklevel=2)
     return record
 
 
@@ -235,7 +238,7 @@ def read_runs(path: str | os.PathLike) -> list[dict[str, Any]]:
         path: the log file.
 
     Returns:
-        The records, oldest first (blank lines skipped).
+        The records, oldest first (blank lines skipped, and a cut-off last line without a newline, with a warning).
 
     Raises:
         TypeError: ``path`` is not a path.
@@ -250,12 +253,17 @@ def read_runs(path: str | os.PathLike) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"path {path} must be a UTF-8 run log (JSON lines): {exc}") from exc
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
+            if number == len(lines) and not text.endswith("\n"):  # what an interrupted write leaves
+                warnings.warn(f"{path}: skipped a cut-off last line (an interrupted write): {line[:80]!r}",
+                              RuntimeWarning, stacklevel=2)
+                break
             raise ValueError(f"path {path}, line {number} is not valid JSON ({exc.msg}): {line[:80]!r}") from exc
         if not isinstance(record, dict):
             raise ValueError(f"path {path}, line {number} must be a JSON object, got {type(record).__name__}")

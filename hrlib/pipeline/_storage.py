@@ -186,32 +186,57 @@ def manifest_problem(m: Any) -> str:
     return ""
 
 
-def check_dst(dst: Path, force: bool, marker: str = MANIFEST, kind: str = "store") -> None:
-    """Refuse an existing ``dst`` unless ``force``; even then, only a folder hrlib wrote (one holding ``marker``,
-    e.g. an hrlib ``kind``) or an empty folder is replaced: ``force`` never deletes someone's other files."""
+OWNER = ".hrlib-owner"  # {"kind": ...}: written into every folder hrlib creates; the only folders force replaces
+
+
+def mark_owned(folder: Path, kind: str) -> None:
+    """Mark ``folder`` (a finished temporary folder, before its commit) as an hrlib ``kind`` that ``force`` may
+    replace."""
+    atomic_write(folder / OWNER, lambda fh: json.dump({"kind": kind}, fh))
+
+
+def _owned(folder: Path, kind: str) -> bool:
+    marker = folder / OWNER
+    try:
+        return (not marker.is_symlink() and marker.is_file() and marker.stat().st_size < 4096
+                and json.loads(marker.read_text()).get("kind") == kind)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_dst(dst: Path, force: bool, kind: str = "store", protect: tuple[Path, ...] = ()) -> None:
+    """Refuse an existing ``dst`` unless ``force``; even then, only a folder hrlib wrote as a ``kind`` (marked by
+    :func:`mark_owned`; a ``manifest.json`` or ``index.json`` alone is not enough) or an empty folder is replaced,
+    and never one that is or holds a path in ``protect`` (the sources): ``force`` never deletes someone's files."""
+    for path in protect:
+        if path.resolve() == dst.resolve() or dst.resolve() in path.resolve().parents:
+            raise ValueError(f"dst {dst} is or holds the source {path}; write the {kind} somewhere else")
     if not (dst.exists() or dst.is_symlink()):
         return
     if not force:
         raise FileExistsError(f"dst {dst} already exists; pass force=True (--force) to overwrite it")
-    if not (dst.is_dir() and ((dst / marker).exists() or not any(dst.iterdir()))):
-        raise FileExistsError(f"dst {dst} exists and is not an hrlib {kind}; refusing to replace it even with force")
+    if dst.is_symlink() or not dst.is_dir() or not (_owned(dst, kind) or not any(dst.iterdir())):
+        raise FileExistsError(f"dst {dst} exists and is not an hrlib {kind} (no {OWNER} marker of a {kind}: "
+                              f"a manifest alone is not enough); refusing to replace it even with force: delete "
+                              f"it yourself if you mean to")
 
 
-def commit(tmp: Path, dst: Path, force: bool, marker: str = MANIFEST, kind: str = "store") -> Path:
-    """Rename the finished folder ``tmp`` to ``dst`` in one step (an old ``dst`` only with ``force``, and only if
-    :func:`check_dst` allows: it is checked again, as ``dst`` may have appeared while ``tmp`` was filled)."""
-    check_dst(dst, force, marker, kind)
+def commit(tmp: Path, dst: Path, force: bool, kind: str = "store", protect: tuple[Path, ...] = ()) -> Path:
+    """Mark the finished folder ``tmp`` as a ``kind`` and rename it to ``dst`` in one step (an old ``dst`` only with
+    ``force``, and only if :func:`check_dst` allows: it is checked again, as ``dst`` may have appeared while
+    ``tmp`` was filled)."""
+    mark_owned(tmp, kind)
+    check_dst(dst, force, kind, protect)
     return commit_folder(tmp, dst, replace=force)
 
 
-def build_folder(dst: Path, force: bool, fill: Callable[[Path], None], marker: str = MANIFEST,
-                 kind: str = "store") -> Path:
+def build_folder(dst: Path, force: bool, fill: Callable[[Path], None], kind: str = "store") -> Path:
     """Create the folder ``dst`` atomically: ``fill(tmp)`` writes a temporary sibling, which is then committed.
 
     On any error (or an interrupt) ``dst`` is unchanged and the temporary folder is removed. The folder gets the
     permissions of a plain ``mkdir`` (the umask's), not a temporary folder's private ``0o700``.
     """
-    check_dst(dst, force, marker, kind)
+    check_dst(dst, force, kind)
     tmp = temp_folder(dst)
     try:
         probe = tmp / ".mode"
@@ -219,7 +244,7 @@ def build_folder(dst: Path, force: bool, fill: Callable[[Path], None], marker: s
         tmp.chmod(probe.stat().st_mode & 0o777)
         probe.rmdir()
         fill(tmp)
-        commit(tmp, dst, force, marker, kind)
+        commit(tmp, dst, force, kind)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dst

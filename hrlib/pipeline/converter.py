@@ -113,9 +113,10 @@ def list_sources(src: str | os.PathLike) -> dict[str, Path]:
     return sources
 
 
-def _prepare(dst: Path, partial: Path, settings: dict[str, Any], resume: bool, force: bool) -> None:
+def _prepare(dst: Path, partial: Path, settings: dict[str, Any], resume: bool, force: bool,
+             protect: tuple[Path, ...]) -> None:
     """Create ``partial`` or check that the interrupted run in it used the same settings."""
-    check_dst(dst, force)
+    check_dst(dst, force, protect=protect)
     if partial.exists() and resume:
         try:
             old = json.loads((partial / "convert.json").read_text())
@@ -179,7 +180,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr"
         if {k: manifest.get(k) for k in settings} == settings and set(sources) <= set(manifest["images"]):
             return {"converted": [], "skipped": [str(f) for f in sources.values()], "failed": {}}
     partial = dst.with_name(f".{dst.name}.partial")
-    _prepare(dst, partial, settings, resume, force)
+    _prepare(dst, partial, settings, resume, force, (Path(os.fspath(src)), *sources.values()))
     result = _convert_sources(sources, partial, settings, on_error=on_error, max_pixels=max_pixels,
                               progress=progress)
     images = {i: json.loads((partial / "done" / f"{i}.json").read_text()) for i in sources
@@ -188,7 +189,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr"
         shutil.rmtree(partial)
         raise ConvertError(f"no image of {src} could be converted: {result['failed']}")
     write_manifest(partial, fmt, tile, levels, images, failed=result["failed"])
-    commit(partial, dst, force)
+    commit(partial, dst, force, protect=(Path(os.fspath(src)), *sources.values()))
     return result
 
 

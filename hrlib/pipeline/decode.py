@@ -4,8 +4,9 @@
 (what the whole-file baseline trains on: always RGB) share one core, with these guards:
 
 - size: width x height is checked against ``max_pixels`` from the header, before any pixel is decoded. PIL's global
-  guard (``Image.MAX_IMAGE_PIXELS``) is left alone unless a call asks for more pixels than it allows; only then is
-  it raised, for that call, under a lock, and restored afterwards;
+  guard (``Image.MAX_IMAGE_PIXELS``) is never changed: a call that asks for more pixels than it allows raises the
+  limit for its own thread only (PIL's check is wrapped once to consult a thread-local limit), so a decode in
+  another thread, hrlib's or not, keeps PIL's guard;
 - damage: every PNG chunk is checked against its CRC-32 (PIL skips that for pixel data, and a flipped byte could
   decode to wrong pixels), and PIL's warnings about corrupt data are errors. JPEG and uncompressed TIFF carry no
   checksum: a flipped byte in their pixel data can go unnoticed (keep checksums of such sources);
@@ -30,7 +31,7 @@ from hrlib._checks import check_int, check_path
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageDecodeError", "decode_image", "read_image_file"]
 
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own refusal threshold (2 x Image.MAX_IMAGE_PIXELS), about 13377^2
-_PIL_LOCK = threading.Lock()  # PIL's limit is a module global: at most one call raises it at a time
+_THREAD = threading.local()  # .limit: the pixel limit PIL's bomb check applies in this thread (None: PIL's own)
 
 
 class ImageDecodeError(ValueError):
@@ -79,28 +80,49 @@ def _check_png_crcs(path: Path) -> None:
     raise ImageDecodeError(path=path, reason="truncated PNG (no IEND chunk)")
 
 
+def _thread_aware_bomb_check(Image) -> None:  # noqa: N803 - the PIL.Image module
+    """Wrap PIL's decompression-bomb check (once per process) so that it applies this thread's limit if one is set.
+
+    PIL's check is a module-level function that ``Image.open`` looks up at each call; other threads, and this one
+    outside :func:`_pil_guard_allows`, get PIL's own check unchanged.
+    """
+    original = Image._decompression_bomb_check
+    if getattr(original, "hrlib_thread_aware", False):
+        return
+
+    def check(size: tuple[int, int]) -> None:
+        limit = getattr(_THREAD, "limit", None)
+        if limit is None:
+            return original(size)
+        if size[0] * size[1] > limit:
+            raise Image.DecompressionBombError(f"Image size ({size[0] * size[1]} pixels) exceeds limit of {limit} "
+                                               f"pixels for this call")
+        return None
+
+    check.hrlib_thread_aware = True  # type: ignore[attr-defined]
+    Image._decompression_bomb_check = check
+
+
 @contextlib.contextmanager
 def _pil_guard_allows(limit: int) -> Iterator[None]:
-    """Make PIL's global decompression-bomb guard let ``limit`` pixels through, for the ``with`` block only.
+    """Let PIL's decompression-bomb guard pass ``limit`` pixels in this thread, for the ``with`` block only.
 
-    PIL refuses files of more than ``2 * Image.MAX_IMAGE_PIXELS`` pixels when it opens them. A ``limit`` within
-    that leaves the global untouched (the caller's own header check is the stricter guard); a larger one raises it
-    for the block, holding a lock so that two calls never restore each other's value.
+    A ``limit`` within PIL's own (``2 * Image.MAX_IMAGE_PIXELS``) changes nothing: the caller's header check is the
+    stricter guard. PIL's global is never written, so no other thread's guard is ever lowered.
     """
     from PIL import Image
 
-    _PIL_LOCK.acquire()
     old = Image.MAX_IMAGE_PIXELS
     if old is None or limit <= 2 * old:
-        _PIL_LOCK.release()
         yield
         return
+    _thread_aware_bomb_check(Image)
+    previous = getattr(_THREAD, "limit", None)
+    _THREAD.limit = limit
     try:
-        Image.MAX_IMAGE_PIXELS = limit
         yield
     finally:
-        Image.MAX_IMAGE_PIXELS = old
-        _PIL_LOCK.release()
+        _THREAD.limit = previous
 
 
 def _decode(path: Path, limit: int) -> np.ndarray:

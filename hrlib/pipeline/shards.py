@@ -186,7 +186,7 @@ def _check_sample(i: int, image: object, shape: tuple[int, ...] | None) -> tuple
 def _write_folder(dst: object, force: object, fill: Callable[[Path], None]) -> Path:
     """Create the sample folder ``dst`` atomically (see :func:`hrlib.pipeline._storage.build_folder`)."""
     dst, force = check_path("dst", dst), check_bool("force", force)
-    return build_folder(dst, force, fill, INDEX, "sample folder")
+    return build_folder(dst, force, fill, "sample folder")
 
 
 def write_shards(samples: Iterable[tuple[np.ndarray, int]], dst: str | os.PathLike, *, shard_size: int = 256,

@@ -78,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "verify":
         from hrlib.pipeline.store import verify
 
-        problems = verify(ns.dst)
+        try:
+            problems = verify(ns.dst)
+        except (TypeError, ValueError) as e:
+            sub.choices["verify"].error(str(e))  # exits with status 2
         for line in problems:
             print(line)
         print(f"{ns.dst}: {'healthy' if not problems else f'{len(problems)} problem(s)'}")

@@ -65,8 +65,8 @@ def check_bool(name: str, value: object, *, allow_none: bool = False) -> bool | 
 def check_path(name: str, value: object) -> Path:
     """Return ``value`` as a ``Path``; raise ``TypeError`` naming ``name`` unless it is a str or os.PathLike."""
     if not isinstance(value, str | os.PathLike) or value == "":
-        raise TypeError(f"{name} must be a file or folder path (str or os.PathLike), "
-                        f"got {type(value).__name__} {value!r:.60}")
+        what = "an empty string" if value == "" else f"{type(value).__name__} {value!r:.60}"
+        raise TypeError(f"{name} must be a file or folder path (a non-empty str or os.PathLike), got {what}")
     return Path(value)
 
 

@@ -5,6 +5,7 @@ writer in hrlib."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import stat
@@ -152,3 +153,164 @@ def append_line(path: str | os.PathLike, line: bytes) -> str:
     finally:
         os.close(fd)
     return moved
+
+
+def read_limited(path: str | os.PathLike, limit: int, *, follow: bool = True) -> bytes:
+    """The bytes of a small file, read only if it is a regular file of at most ``limit`` bytes.
+
+    A FIFO, a device such as ``/dev/zero`` or a socket would hang or fill memory; such a file, or one larger than
+    ``limit`` (a sparse file claims any size), is refused before anything is read.
+
+    Args:
+        path: the file.
+        limit: the largest accepted size in bytes.
+        follow: follow a symlink at ``path`` (False: a symlink is refused).
+
+    Returns:
+        The file's content.
+
+    Raises:
+        OSError: ``path`` is missing, unreadable, not a regular file or larger than ``limit`` (the message names it).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{os.fspath(path)!r} is not a regular file (a FIFO, device or socket is refused)")
+        if info.st_size > limit:
+            raise OSError(f"{os.fspath(path)!r} is {info.st_size:,} bytes, more than the {limit:,} accepted")
+        chunks, total = [], 0
+        while total <= limit:  # the file may grow while it is read: never read more than limit + 1 bytes
+            data = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not data:
+                break
+            chunks.append(data)
+            total += len(data)
+        if total > limit:
+            raise OSError(f"{os.fspath(path)!r} grew past the {limit:,} bytes accepted while it was read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def load_json(path: str | os.PathLike, limit: int = 64 << 20) -> Any:
+    """Parse a JSON file read by :func:`read_limited`.
+
+    Args:
+        path: the file.
+        limit: the largest accepted size in bytes (default 64 MiB).
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        OSError: as :func:`read_limited`.
+        ValueError: not UTF-8 JSON, or nested too deeply to parse (the message names the file).
+    """
+    data = read_limited(path, limit)
+    try:
+        return json.loads(data)
+    except RecursionError as e:
+        raise ValueError(f"{os.fspath(path)!r} is nested too deeply to be parsed as JSON") from e
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{os.fspath(path)!r} is not valid JSON: {e}") from e
+
+
+class FolderLock:
+    """An exclusive lock on writing one output folder, held by one process at a time.
+
+    The lock is an ``flock`` on ``.<name>.lock`` next to the folder; it is removed on release. A second writer
+    does not wait: it gets a ``BlockingIOError`` naming the folder.
+
+    Args:
+        dst: the folder to be written (it need not exist; its parent is created).
+        what: how the error names the writer, e.g. ``"a conversion"``.
+    """
+
+    def __init__(self, dst: str | os.PathLike, what: str = "another writer") -> None:
+        self.dst, self.what = Path(dst), what
+        self.path = self.dst.with_name(f".{self.dst.name}.lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> FolderLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise BlockingIOError(f"dst {self.dst} is being written by {self.what} in another process (it "
+                                      f"holds {self.path}); wait for it to finish") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # the lock file may have been released and removed between open and flock: lock the current one
+                same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return self
+            os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            try:
+                os.unlink(self.path)  # while still locked: a waiting process re-checks the inode and retries
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+
+
+MAX_YAML_NODES = 100_000  # a training config has a few hundred
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML with ``yaml.SafeLoader``, refusing documents that expand beyond ``MAX_YAML_NODES``.
+
+    Aliases let a few hundred bytes stand for billions of nodes (a "billion laughs" document), and a recursive alias
+    for an endless one; such a document is refused before it is built.
+
+    Args:
+        text: the YAML text (one document).
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        yaml.YAMLError: invalid YAML, or a document too large once its aliases are expanded.
+        RecursionError: nested too deeply to parse.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_document(self) -> Any:
+            node = super().compose_document()
+            sizes: dict[int, int] = {}
+
+            def size(n: Any, open_: set[int]) -> int:  # nodes once aliases are expanded, each shared node once
+                if id(n) in sizes:
+                    return sizes[id(n)]
+                if id(n) in open_:
+                    raise yaml.YAMLError("a recursive alias (an anchor used inside itself) expands without end")
+                open_.add(id(n))
+                children = n.value if isinstance(n, yaml.SequenceNode) else [v for kv in n.value for v in kv] \
+                    if isinstance(n, yaml.MappingNode) else []
+                total = 1
+                for child in children:
+                    total += size(child, open_)
+                    if total > MAX_YAML_NODES:
+                        raise yaml.YAMLError(f"the document expands to more than {MAX_YAML_NODES:,} nodes once its "
+                                             f"aliases (*name) are expanded")
+                open_.discard(id(n))
+                sizes[id(n)] = total
+                return total
+
+            if node is not None:
+                size(node, set())
+            return node
+
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass

@@ -132,7 +132,8 @@ def seed_worker(worker_id: int) -> None:
     """A DataLoader ``worker_init_fn``: each worker seeds its copy of the dataset's ``transform`` from its torch seed.
 
     torch already seeds ``random``, NumPy's legacy generator and torch in each worker from the loader's base seed
-    and the worker id; this adds the transform's own generator.
+    and the worker id; this adds the transform's own generator. The augmentation then depends on the worker count;
+    ``hrlib.train`` avoids that by re-seeding the transform for each image from the epoch and the image's index.
 
     Args:
         worker_id: the worker's index (unused: torch's per-worker seed already includes it).

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from hrlib._checks import check_int, check_path
-from hrlib._io import append_line
+from hrlib._io import append_line, read_limited
+
+MAX_LOG_BYTES = 256 << 20  # a run record is about 2 kB: a larger log is not one hrlib wrote
 
 __all__ = ["PACKAGES", "dataset_fingerprint", "git_state", "package_versions", "read_runs", "record_run",
            "to_jsonable"]
@@ -250,7 +252,9 @@ def read_runs(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"path must be an existing run log file, got {str(path)!r}")
     runs = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, MAX_LOG_BYTES).decode("utf-8")
+    except OSError as exc:  # a FIFO or device, or a log far larger than runs write
+        raise ValueError(f"path {path} cannot be read as a run log: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ValueError(f"path {path} must be a UTF-8 run log (JSON lines): {exc}") from exc
     lines = text.splitlines()
@@ -259,6 +263,8 @@ def read_runs(path: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
+        except RecursionError as exc:
+            raise ValueError(f"path {path}, line {number} is nested too deeply to be a run record") from exc
         except json.JSONDecodeError as exc:
             if number == len(lines) and not text.endswith("\n"):  # what an interrupted write leaves
                 warnings.warn(f"{path}: skipped a cut-off last line (an interrupted write): {line[:80]!r}",

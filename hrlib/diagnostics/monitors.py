@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import warnings
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -97,6 +99,8 @@ class GradNormMonitor(Callback):
     Args:
         every_n_steps: N, >= 1.
     """
+
+    STATE_KEYS = ("steps", "norms")  # saved in hrlib train's checkpoints
 
     def __init__(self, every_n_steps: int = 10) -> None:
         self.every_n_steps = check_int("every_n_steps", every_n_steps)
@@ -204,6 +208,7 @@ class DivergenceDetector(Callback):
     """
 
     KINDS = ("nan_loss", "inf_loss", "nan_grad", "inf_grad", "spike")
+    STATE_KEYS = ("losses", "report")
 
     def __init__(self, spike_factor: float = 10.0, window: int = 20, stop: bool = True, warn: bool = True) -> None:
         self.spike_factor = check_float("spike_factor", spike_factor, 1.0, low_open=True)
@@ -258,6 +263,15 @@ class DivergenceDetector(Callback):
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
         return report
 
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``: the recent losses and the first report.
+
+        Args:
+            state: from :meth:`state_dict`.
+        """
+        super().load_state_dict(state)
+        self.report = None if state["report"] is None else DivergenceReport(**state["report"])
+
     def on_fit_start(self, state: TrainState) -> None:
         self.losses.clear()
         self.report = None
@@ -278,6 +292,8 @@ class GradClipper(Callback):
     Args:
         max_norm: the largest total gradient norm allowed, > 0.
     """
+
+    STATE_KEYS = ("norms", "clipped", "_epoch_start", "_epoch_clipped")
 
     def __init__(self, max_norm: float = 1.0) -> None:
         self.max_norm = check_float("max_norm", max_norm, 0.0, low_open=True)
@@ -330,6 +346,8 @@ class OverfitDetector(Callback):
         patience, min_delta: as in :func:`is_overfitting`.
         stop: end training at the first flagged epoch.
     """
+
+    STATE_KEYS = ("train_losses", "val_losses", "flagged_epoch")
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0, stop: bool = False) -> None:
         self.patience = check_int("patience", patience)

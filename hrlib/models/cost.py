@@ -18,6 +18,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from torch.utils.flop_counter import FlopCounterMode
 
 from hrlib._checks import check_bool, check_int, check_model
+from hrlib.models._meta import check_has_data
 from hrlib.models.networks import bare_copy
 
 __all__ = ["Cost", "SavedBytes", "conv2d_macs", "conv2d_params", "count_cost", "measure_receptive_field",
@@ -147,9 +148,10 @@ def count_cost(model: nn.Module, image_size: int | tuple[int, int], *, batch_siz
         A :class:`Cost`.
 
     Raises:
-        ValueError: the input does not fit the model, or ``in_channels`` cannot be inferred.
+        ValueError: the input does not fit the model, ``in_channels`` cannot be inferred, or the weights are on the
+            ``meta`` device.
     """
-    check_model("model", model)
+    check_has_data("model", check_model("model", model))
     h, w = _pair("image_size", image_size)
     batch_size = check_int("batch_size", batch_size)
     if in_channels is None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from hrlib._checks import check_float, check_int, check_model
+from hrlib.models._meta import check_has_data
 
 __all__ = ["MODELS", "ConvNeXtBlock", "DSConvNet", "DepthwiseSeparableConv", "LayerNorm2d", "TinyConvNeXt",
            "add_dropblock", "bare_copy", "build_model", "eval_mode"]
@@ -66,8 +67,9 @@ def bare_copy(module: nn.Module) -> nn.Module:
 
     Raises:
         TypeError: ``module`` is not a ``torch.nn.Module``.
+        ValueError: its weights are on the ``meta`` device (no data to copy).
     """
-    clone = copy.deepcopy(check_model("module", module)).cpu()
+    clone = copy.deepcopy(check_has_data("module", check_model("module", module))).cpu()
     for m in clone.modules():
         for hooks in (m._forward_pre_hooks, m._forward_hooks, m._backward_pre_hooks, m._backward_hooks):
             hooks.clear()

@@ -22,7 +22,8 @@ from hrlib.pipeline.loaders import make_loader, sample_augment
 from hrlib.pipeline.shards import Batch, ImageFileDataset, ShardDataset, SkippedSample, SmallFileDataset
 from hrlib.pipeline.shards import collate_skipping, to_tensor, write_shards, write_small_files
 from hrlib.pipeline.store import FORMATS, downsample, open_store, verify, write_store
-from hrlib.pipeline.tilestore import LmdbTileStore, StoreCorruptError, TileStore, ZarrTileStore, read_manifest
+from hrlib.pipeline.readers import LmdbTileStore, ZarrTileStore
+from hrlib.pipeline.tilestore import StoreCorruptError, TileStore, read_manifest
 
 __all__ = [
     "Batch", "ConvertError", "DEFAULT_MAX_PIXELS", "FORMATS", "ImageDecodeError", "ImageFileDataset", "LmdbTileStore",

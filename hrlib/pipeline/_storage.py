@@ -3,7 +3,13 @@
 Shared by :func:`hrlib.pipeline.store.write_store` (images in memory), :func:`hrlib.pipeline.converter.convert`
 (image files, resumable) and the store readers; :func:`build_folder` and :func:`commit` are also the shard writers'
 atomic folder commit. A store is a folder with ``manifest.json`` and either ``images.zarr`` (one zarr array per image
-and level) or ``tiles.lmdb`` (one key ``<id>/<level>/<row>/<col>`` per raw tile, followed by its crc32c).
+and level) or ``tiles.lmdb`` (one key ``<id>/<level>/<row>/<col>`` per raw tile, followed by its checksum).
+
+Every chunk's checksum binds its bytes to where they belong: :func:`chunk_crc` hashes the store's id, the image id,
+the level and the chunk's row and column together with the bytes. A chunk swapped with another, a chunk file that is
+a symlink to another chunk, or a chunk of a store that replaced this one while it was open fails its check instead of
+being read as wrong pixels. zarr arrays keep these checksums in their ``hrlib_chunk_crc32c`` attribute; zarr's own
+crc32c codec stays, so any zarr reader still detects a flipped byte.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import json
 import re
 import shutil
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +27,15 @@ import google_crc32c
 import numpy as np
 
 from hrlib._checks import check_int
-from hrlib._io import atomic_write, commit_folder, temp_folder
+from hrlib._io import FolderLock, atomic_write, commit_folder, read_limited, temp_folder
 
 FORMATS: tuple[str, ...] = ("zarr", "lmdb")
 MANIFEST = "manifest.json"
 MAX_LEVELS = 12  # 2^12 x 2^12 blocks of uint8 still sum exactly in uint32
 MAX_SIDE = 2**20  # a manifest claiming a longer image side is damaged (the largest slides are about 2^18 px)
+MAX_TILE = 4096  # a 4096 x 4096 x 4 chunk is 64 MiB; blosc cannot compress a buffer over 2 GiB
+MAX_MANIFEST_BYTES = 256 << 20  # a manifest of 10^5 images is about 50 MB
+CHECKSUM = "crc32c(store_id/image_id/level/row/col NUL bytes)"  # the manifest's chunk_checksum: how chunks are bound
 DIRS = {"zarr": "images.zarr", "lmdb": "tiles.lmdb"}
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
@@ -48,10 +58,13 @@ def check_level(level: object) -> int:
 
 
 def check_settings(fmt: object, tile: object, levels: object) -> tuple[str, int, int]:
-    """A store's ``(fmt, tile, levels)`` checked: a format of ``FORMATS``, tile >= 8 px, 1-12 levels."""
+    """A store's ``(fmt, tile, levels)`` checked: a format of ``FORMATS``, tile 8-4096 px, 1-12 levels."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     tile, levels = check_int("tile", tile, 8), check_int("levels", levels)
+    if tile > MAX_TILE:
+        raise ValueError(f"tile must be <= {MAX_TILE} px (a chunk of {tile} x {tile} px is too large to compress "
+                         f"and read), got {tile}")
     if levels > MAX_LEVELS:
         raise ValueError(f"levels must be <= {MAX_LEVELS}, got {levels}")
     return str(fmt), tile, levels
@@ -63,6 +76,28 @@ def check_image_id(image_id: object) -> str:
         raise ValueError(f"image_id must be letters, digits, '.', '_' or '-' starting with a letter or digit, "
                          f"got {image_id!r}")
     return image_id
+
+
+def new_store_id() -> str:
+    """A random id for a new store (32 hex digits), bound into every chunk's checksum."""
+    return uuid.uuid4().hex
+
+
+def chunk_crc(store_id: str, image_id: str, level: int, row: int, col: int, data: bytes) -> int:
+    """The crc32c of ``data`` bound to its place: the store, the image, the level and the chunk's row and column.
+
+    Args:
+        store_id: the store's id (its manifest's ``store_id``).
+        image_id: the image.
+        level: the pyramid level.
+        row: the chunk's row in the level's grid.
+        col: the chunk's column.
+        data: the chunk's stored bytes.
+
+    Returns:
+        The checksum, an unsigned 32-bit int.
+    """
+    return google_crc32c.extend(google_crc32c.value(f"{store_id}/{image_id}/{level}/{row}/{col}\0".encode()), data)
 
 
 def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
@@ -80,10 +115,11 @@ def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
 class ZarrWriter:
     """Writes each level as a zarr 3 array of ``tile x tile x C`` chunks, compressed and checksummed."""
 
-    def __init__(self, root: Path, tile: int) -> None:
+    def __init__(self, root: Path, tile: int, store_id: str) -> None:
         import zarr
 
-        self.store, self.tile = zarr.storage.LocalStore(root / DIRS["zarr"]), tile
+        self.root, self.tile, self.store_id = root / DIRS["zarr"], tile, store_id
+        self.store = zarr.storage.LocalStore(self.root)
 
     def write(self, image_id: str, level: int, image: np.ndarray) -> None:
         """Write one level (HxWxC uint8) of ``image_id``."""
@@ -96,6 +132,12 @@ class ZarrWriter:
                                 compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle"), Crc32cCodec()],
                                 config={"write_empty_chunks": True})
         arr[...] = image
+        folder, rows, cols = self.root / image_id / str(level), arr.cdata_shape[0], arr.cdata_shape[1]
+        # bound over the bytes before zarr's own crc32c: crc32c(m + crc32c(m)) is the same for every m of a length
+        arr.attrs["hrlib_chunk_crc32c"] = [
+            [chunk_crc(self.store_id, image_id, level, r, c,
+                       (folder / arr.metadata.encode_chunk_key((r, c, 0))).read_bytes()[:-4]) for c in range(cols)]
+            for r in range(rows)]
 
     def close(self) -> None:
         """Release the zarr store."""
@@ -105,10 +147,11 @@ class ZarrWriter:
 class LmdbWriter:
     """Writes each tile of each level as one LMDB value: raw bytes followed by their big-endian crc32c."""
 
-    def __init__(self, root: Path, tile: int) -> None:
+    def __init__(self, root: Path, tile: int, store_id: str) -> None:
         import lmdb
 
         self.env, self.tile = lmdb.open(str(root / DIRS["lmdb"]), map_size=256 << 20, subdir=True), tile
+        self.store_id = store_id
 
     def write(self, image_id: str, level: int, image: np.ndarray) -> None:
         """Write one level (HxWxC uint8) of ``image_id`` in one transaction."""
@@ -119,7 +162,8 @@ class LmdbWriter:
                 with self.env.begin(write=True) as txn:
                     for r, c, y0, y1, x0, x1 in tiles(image.shape[0], image.shape[1], self.tile):
                         data = np.ascontiguousarray(image[y0:y1, x0:x1]).tobytes()
-                        txn.put(f"{image_id}/{level}/{r}/{c}".encode(), data + google_crc32c.value(data).to_bytes(4))
+                        crc = chunk_crc(self.store_id, image_id, level, r, c, data)
+                        txn.put(f"{image_id}/{level}/{r}/{c}".encode(), data + crc.to_bytes(4))
                 return
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
@@ -129,15 +173,18 @@ class LmdbWriter:
         self.env.close()
 
 
-def open_writer(root: Path, fmt: str, tile: int) -> ZarrWriter | LmdbWriter:
-    """The writer of format ``fmt`` for the store folder ``root``."""
-    return (ZarrWriter if fmt == "zarr" else LmdbWriter)(root, tile)
+def open_writer(root: Path, fmt: str, tile: int, store_id: str) -> ZarrWriter | LmdbWriter:
+    """The writer of format ``fmt`` for the store folder ``root`` of the store ``store_id``."""
+    return (ZarrWriter if fmt == "zarr" else LmdbWriter)(root, tile, store_id)
 
 
 def write_image(writer: ZarrWriter | LmdbWriter, image_id: str, image: np.ndarray, levels: int,
                 source: str | None = None) -> dict[str, Any]:
     """Write all pyramid levels of one image (at most as many as its shorter side allows); its manifest entry."""
     image = image[..., None] if image.ndim == 2 else image
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"image {image_id!r} must have at least 1 pixel per side to be stored, got "
+                         f"{image.shape[0]} x {image.shape[1]}")
     if max(image.shape[:2]) > MAX_SIDE:
         raise ValueError(f"image {image_id!r} must have sides <= {MAX_SIDE} px to be stored, got {image.shape[:2]}")
     levels_of = pyramid(image, min(levels, min(image.shape[:2]).bit_length()))
@@ -147,9 +194,11 @@ def write_image(writer: ZarrWriter | LmdbWriter, image_id: str, image: np.ndarra
             "source": source, "level_shapes": [list(p.shape[:2]) for p in levels_of]}
 
 
-def write_manifest(root: Path, fmt: str, tile: int, levels: int, images: Mapping[str, dict], **extra: Any) -> None:
+def write_manifest(root: Path, fmt: str, tile: int, levels: int, images: Mapping[str, dict], store_id: str,
+                   **extra: Any) -> None:
     """Write ``manifest.json`` (last: a folder with a manifest is a finished store); readable by all."""
-    manifest = {"format": fmt, "tile": tile, "levels": levels, "complete": True, "images": dict(images), **extra}
+    manifest = {"format": fmt, "tile": tile, "levels": levels, "complete": True, "store_id": store_id,
+                "chunk_checksum": CHECKSUM, "images": dict(images), **extra}
     atomic_write(root / MANIFEST, lambda fh: json.dump(manifest, fh, indent=1), keep_permissions=True)
 
 
@@ -166,8 +215,11 @@ def manifest_problem(m: Any) -> str:
         return f"complete must be true, got {m.get('complete')!r}"
     if m.get("format") not in FORMATS:
         return f"format must be one of {FORMATS}, got {m.get('format')!r}"
-    if not _is_size(m.get("tile"), 8):
-        return f"tile must be an int >= 8, got {m.get('tile')!r}"
+    if not (_is_size(m.get("tile"), 8) and m["tile"] <= MAX_TILE):
+        return f"tile must be an int 8-{MAX_TILE}, got {m.get('tile')!r}"
+    if m.get("chunk_checksum") != CHECKSUM or not re.fullmatch(r"[0-9a-f]{32}", str(m.get("store_id"))):
+        return ("store_id must be 32 hex digits and chunk_checksum must be position-bound crc32c (a store written "
+                "by an older hrlib lacks them: convert its images again)")
     if not isinstance(m.get("images"), dict) or not m["images"]:
         return "images must be a non-empty object"
     for image_id, e in m["images"].items():
@@ -198,8 +250,7 @@ def mark_owned(folder: Path, kind: str) -> None:
 def _owned(folder: Path, kind: str) -> bool:
     marker = folder / OWNER
     try:
-        return (not marker.is_symlink() and marker.is_file() and marker.stat().st_size < 4096
-                and json.loads(marker.read_text()).get("kind") == kind)
+        return json.loads(read_limited(marker, 4096, follow=False)).get("kind") == kind
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -237,6 +288,11 @@ def build_folder(dst: Path, force: bool, fill: Callable[[Path], None], kind: str
     permissions of a plain ``mkdir`` (the umask's), not a temporary folder's private ``0o700``.
     """
     check_dst(dst, force, kind)
+    with FolderLock(dst, f"an hrlib {kind} writer"):
+        return _build_locked(dst, force, fill, kind)
+
+
+def _build_locked(dst: Path, force: bool, fill: Callable[[Path], None], kind: str) -> Path:
     tmp = temp_folder(dst)
     try:
         probe = tmp / ".mode"

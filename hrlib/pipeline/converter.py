@@ -19,17 +19,19 @@ from typing import Any
 import numpy as np
 
 from hrlib._checks import check_bool, check_int, check_path
-from hrlib._io import atomic_write
+from hrlib._io import FolderLock, atomic_write, load_json
 from hrlib.pipeline._storage import (
     MANIFEST,
     check_dst,
     check_settings,
     commit,
+    new_store_id,
     open_writer,
     write_image,
     write_manifest,
 )
 from hrlib.pipeline.decode import ImageDecodeError, read_image_file
+from hrlib.pipeline.tilestore import StoreCorruptError, read_manifest
 
 __all__ = ["ON_ERROR", "SUFFIXES", "ConvertError", "convert", "list_sources", "write_example_images"]
 
@@ -106,7 +108,8 @@ def list_sources(src: str | os.PathLike) -> dict[str, Path]:
         raise ValueError(f"src must contain {'/'.join(SUFFIXES)} files, found none in {src}")
     sources: dict[str, Path] = {}
     for file in files:
-        image_id = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in file.stem).lstrip("._-") or "image"
+        image_id = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "._-" else "_"
+                           for ch in file.stem).lstrip("._-") or "image"
         if image_id in sources:
             raise ValueError(f"src has two files for the image id {image_id!r}: {sources[image_id]} and {file}")
         sources[image_id] = file
@@ -114,12 +117,14 @@ def list_sources(src: str | os.PathLike) -> dict[str, Path]:
 
 
 def _prepare(dst: Path, partial: Path, settings: dict[str, Any], resume: bool, force: bool,
-             protect: tuple[Path, ...]) -> None:
-    """Create ``partial`` or check that the interrupted run in it used the same settings."""
+             protect: tuple[Path, ...]) -> str:
+    """Create ``partial`` or check that the interrupted run in it used the same settings; the store's id."""
     check_dst(dst, force, protect=protect)
     if partial.exists() and resume:
         try:
-            old = json.loads((partial / "convert.json").read_text())
+            old = load_json(partial / "convert.json", 1 << 16)
+            if not (isinstance(old, dict) and isinstance(old.get("store_id"), str)):
+                raise ValueError("it is not the record of an hrlib conversion")
         except (OSError, ValueError) as e:
             raise ValueError(f"resume: {partial} has no readable convert.json ({e}); pass --force to start over") \
                 from e
@@ -128,14 +133,16 @@ def _prepare(dst: Path, partial: Path, settings: dict[str, Any], resume: bool, f
                 arg = {"format": "fmt"}.get(name, name)
                 raise ValueError(f"{arg} must match the interrupted run in {partial} ({old.get(name)!r}) to resume, "
                                  f"got {value!r}; pass --force without --resume to start over")
-        return
+        return old["store_id"]
     if partial.exists():
         if not force:
             raise FileExistsError(f"dst: an interrupted conversion left {partial}; pass --resume to finish it or "
                                   f"--force to start over")
         shutil.rmtree(partial)
     (partial / "done").mkdir(parents=True)
-    atomic_write(partial / "convert.json", lambda fh: json.dump(settings, fh))
+    store_id = new_store_id()
+    atomic_write(partial / "convert.json", lambda fh: json.dump({**settings, "store_id": store_id}, fh))
+    return store_id
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr", tile: int = 512, levels: int = 3,
@@ -175,21 +182,39 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "zarr"
     dst = check_path("dst", dst)
     sources = list_sources(src)
     settings = {"format": fmt, "tile": tile, "levels": levels}
+    with FolderLock(dst, "another conversion"):  # one writer per destination: a second one fails at once
+        return _convert_locked(src, dst, sources, settings, resume=resume, force=force, on_error=on_error,
+                               max_pixels=max_pixels, progress=progress)
+
+
+def _convert_locked(src: str | os.PathLike, dst: Path, sources: dict[str, Path], settings: dict[str, Any], *,
+                    resume: bool, force: bool, on_error: str, max_pixels: int | None, progress: bool) -> dict[str, Any]:
+    """The conversion, run while this process holds ``dst``'s writer lock."""
+    protect = (Path(os.fspath(src)), *sources.values())
     if resume and (dst / MANIFEST).exists():
-        manifest = json.loads((dst / MANIFEST).read_text())
+        try:
+            manifest = read_manifest(dst)
+        except StoreCorruptError:
+            manifest = {}
         if {k: manifest.get(k) for k in settings} == settings and set(sources) <= set(manifest["images"]):
             return {"converted": [], "skipped": [str(f) for f in sources.values()], "failed": {}}
     partial = dst.with_name(f".{dst.name}.partial")
-    _prepare(dst, partial, settings, resume, force, (Path(os.fspath(src)), *sources.values()))
-    result = _convert_sources(sources, partial, settings, on_error=on_error, max_pixels=max_pixels,
-                              progress=progress)
-    images = {i: json.loads((partial / "done" / f"{i}.json").read_text()) for i in sources
+    store_id = _prepare(dst, partial, settings, resume, force, protect)
+    try:
+        result = _convert_sources(sources, partial, {**settings, "store_id": store_id}, on_error=on_error,
+                                  max_pixels=max_pixels, progress=progress)
+    except Exception as e:
+        if not isinstance(e, ConvertError) and not any((partial / "done").iterdir()):  # nothing to resume
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    images = {i: load_json(partial / "done" / f"{i}.json") for i in sources
               if (partial / "done" / f"{i}.json").exists()}
     if not images:
         shutil.rmtree(partial)
         raise ConvertError(f"no image of {src} could be converted: {result['failed']}")
-    write_manifest(partial, fmt, tile, levels, images, failed=result["failed"])
-    commit(partial, dst, force, protect=(Path(os.fspath(src)), *sources.values()))
+    write_manifest(partial, settings["format"], settings["tile"], settings["levels"], images, store_id,
+                   failed=result["failed"])
+    commit(partial, dst, force, protect=protect)
     return result
 
 
@@ -200,7 +225,7 @@ def _convert_sources(sources: dict[str, Path], partial: Path, settings: dict[str
 
     fmt = settings["format"]
     result: dict[str, Any] = {"converted": [], "skipped": [], "failed": {}}
-    writer = open_writer(partial, fmt, settings["tile"])
+    writer = open_writer(partial, fmt, settings["tile"], settings["store_id"])
     try:
         for image_id, file in tqdm(sources.items(), desc=f"convert to {fmt}", unit="image", disable=not progress):
             record = partial / "done" / f"{image_id}.json"

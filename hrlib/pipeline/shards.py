@@ -25,6 +25,7 @@ from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from hrlib._checks import check_bool, check_image, check_index, check_int, check_path
+from hrlib._io import load_json
 from hrlib.pipeline._storage import build_folder
 from hrlib.pipeline.decode import decode_image, read_image_file
 
@@ -275,8 +276,8 @@ def _read_index(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     if not index_file.is_file():
         raise ValueError(f"path {os.fspath(path)!r} has no index.json (not a finished {kind} folder)")
     try:
-        index = json.loads(index_file.read_text())
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        index = load_json(index_file)
+    except (OSError, ValueError) as e:  # a FIFO or device, too large or deep, not JSON
         raise ValueError(f"path {os.fspath(path)!r} has a corrupt index.json: {e}") from e
     if not isinstance(index, dict) or index.get("kind") != kind:
         got = index.get("kind") if isinstance(index, dict) else type(index).__name__

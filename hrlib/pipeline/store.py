@@ -28,12 +28,14 @@ from hrlib.pipeline._storage import (
     check_image_id,
     check_level,
     check_settings,
+    new_store_id,
     open_writer,
     pyramid,
     write_image,
     write_manifest,
 )
-from hrlib.pipeline.tilestore import LmdbTileStore, StoreCorruptError, TileStore, ZarrTileStore, read_manifest
+from hrlib.pipeline.readers import LmdbTileStore, ZarrTileStore
+from hrlib.pipeline.tilestore import StoreCorruptError, TileStore, read_manifest
 
 __all__ = ["FORMATS", "downsample", "open_store", "verify", "write_store"]
 
@@ -88,7 +90,8 @@ def write_store(dst: str | os.PathLike, images: Iterable[tuple[str, np.ndarray]]
 
     def fill(tmp: Path) -> None:
         entries: dict[str, dict] = {}
-        writer = open_writer(tmp, fmt, tile)
+        store_id = new_store_id()
+        writer = open_writer(tmp, fmt, tile, store_id)
         try:
             for item in items:
                 if not (isinstance(item, tuple | list) and len(item) == 2):
@@ -102,7 +105,7 @@ def write_store(dst: str | os.PathLike, images: Iterable[tuple[str, np.ndarray]]
             writer.close()
         if not entries:
             raise ValueError("images must hold at least one image, got none")
-        write_manifest(tmp, fmt, tile, levels, entries)
+        write_manifest(tmp, fmt, tile, levels, entries, store_id)
 
     return build_folder(dst, force, fill)
 

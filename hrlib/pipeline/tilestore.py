@@ -1,31 +1,30 @@
-"""Reading tile stores (lesson 05): :class:`TileStore` and its zarr and LMDB readers, :class:`StoreCorruptError`.
+"""Reading tile stores (lesson 05): :class:`TileStore`, :func:`read_manifest` and :class:`StoreCorruptError`.
 
 A reader reads only the chunks a region meets, checks each one, and turns damage into an error, never into wrong
-pixels: a flipped byte fails a chunk's crc32c checksum, a missing chunk (which zarr would silently read as fill
-values) is detected, and a damaged manifest or LMDB database is refused. :class:`StoreCorruptError` says what is
-damaged. Open a store with :func:`hrlib.pipeline.store.open_store`; the layout is described there.
+pixels: a flipped byte fails a chunk's checksum, a chunk moved to another position (or another store's chunk) fails
+its position-bound checksum, a missing chunk (which zarr would silently read as fill values) is detected, and a
+damaged manifest or LMDB database is refused. :class:`StoreCorruptError` says what is damaged. The zarr and LMDB
+readers are in :mod:`hrlib.pipeline.readers`; open a store with :func:`hrlib.pipeline.store.open_store`, where the
+layout is described.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import google_crc32c
 import numpy as np
 
 from hrlib._checks import check_int, check_path
-from hrlib.pipeline._storage import DIRS, MANIFEST, manifest_problem, tiles
+from hrlib._io import load_json
+from hrlib.pipeline._storage import MANIFEST, MAX_MANIFEST_BYTES, manifest_problem, tiles
 
-__all__ = ["LmdbTileStore", "StoreCorruptError", "TileStore", "ZarrTileStore", "read_manifest"]
+__all__ = ["StoreCorruptError", "TileStore", "read_manifest"]
 
-_LMDB_ENVS: dict[tuple[str, int], tuple[Any, int, int]] = {}  # (path, inode) -> (environment, pid, open stores)
-_LMDB_LOCK = threading.Lock()  # py-lmdb allows one open environment per file and process: the stores share it
+MAX_REPORTED = 8  # verify names at most this many damaged chunks per level, then counts the rest
 
 
 class StoreCorruptError(RuntimeError):
@@ -79,9 +78,9 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         hint = f"; an interrupted conversion left {partial}: rerun convert with --resume" if partial.exists() else ""
         raise FileNotFoundError(f"path {path} is not a complete hrlib store (no {MANIFEST}){hint}")
     try:
-        manifest = json.loads(file.read_text())
-    except ValueError as e:  # also UnicodeDecodeError
-        raise StoreCorruptError(store=path, reason=f"{MANIFEST} is not valid JSON: {e}") from e
+        manifest = load_json(file, MAX_MANIFEST_BYTES)
+    except (OSError, ValueError) as e:  # a FIFO, a device, a huge or deeply nested file, not JSON
+        raise StoreCorruptError(store=path, reason=f"{MANIFEST} cannot be read: {e}") from e
     problem = manifest_problem(manifest)
     if problem:
         raise StoreCorruptError(store=path, reason=f"{MANIFEST} is damaged or not an hrlib manifest: {problem}")
@@ -110,6 +109,7 @@ class TileStore:
         self.path = check_path("path", path)
         manifest = read_manifest(self.path) if manifest is None else manifest
         self.tile: int = manifest["tile"]
+        self.store_id: str = manifest["store_id"]
         self._images: dict[str, dict] = dict(manifest["images"])
         self.image_ids: list[str] = sorted(self._images)
         self._handle: Any = None
@@ -214,8 +214,11 @@ class TileStore:
     def problems(self) -> list[str]:
         """Read the whole store: every chunk's presence and checksum, each image's level-0 sha256.
 
+        Memory stays at one row of chunks: the sha256 is computed band by band.
+
         Returns:
-            One line per damaged chunk (or per unreadable level) and per sha256 mismatch; empty when healthy.
+            One line per damaged chunk (at most ``MAX_REPORTED`` per level, then a count), per unreadable level
+            and per sha256 mismatch; empty when healthy.
         """
         problems: list[str] = []
         for image_id in self.image_ids:
@@ -223,25 +226,61 @@ class TileStore:
                 bad = self._level_problems(image_id, level)
                 problems += [b for b in bad if b not in problems]
                 if level == 0 and not bad:
-                    digest, want = hashlib.sha256(self.read_image(image_id).data).hexdigest(), \
-                        self._entry(image_id)["sha256"]
+                    digest, want = self._sha256(image_id), self._entry(image_id)["sha256"]
                     if digest != want:
                         problems.append(f"image {image_id!r}: level-0 sha256 {digest[:12]}... differs from the "
                                         f"manifest's {want[:12]}...")
         return problems
 
+    def _sha256(self, image_id: str) -> str:
+        """The sha256 of level 0's pixels in row-major order, read one band of chunk rows at a time."""
+        h, w, _ = self.shape(image_id)
+        digest = hashlib.sha256()
+        for y in range(0, h, self.tile):
+            digest.update(self._read(image_id, 0, y, 0, min(self.tile, h - y), w).data)
+        return digest.hexdigest()
+
     def _level_problems(self, image_id: str, level: int) -> list[str]:
         """Each chunk of one level read alone: a line per damaged chunk, one line if the whole level is unreadable."""
+        try:
+            claim = self._claim_problem(image_id, level)
+        except StoreCorruptError as e:
+            claim = str(e)
+        if claim:
+            return [claim]
         h, w, _ = self.shape(image_id, level)
-        bad = []
+        bad, more = [], 0
         for _, _, y0, y1, x0, x1 in tiles(h, w, self.tile):
             try:
                 self._read(image_id, level, y0, x0, y1 - y0, x1 - x0)
             except StoreCorruptError as e:
-                bad.append(str(e))
                 if e.chunk is None:  # not one chunk: the array, the database or the environment is damaged
-                    break
-        return bad
+                    return [*bad, str(e)]
+                if len(bad) < MAX_REPORTED:
+                    bad.append(str(e))
+                else:
+                    more += 1
+        return bad + ([f"image {image_id!r} level {level}: {more} more damaged chunk(s)"] if more else [])
+
+    def _claim_problem(self, image_id: str, level: int) -> str:
+        """A line if the storage cannot hold the level the manifest claims (then its chunks are not read one by
+        one); "" otherwise."""
+        return ""
+
+    def _mismatch(self, image_id: str, level: int, chunk: tuple[int, int]) -> StoreCorruptError:
+        """The error for a chunk that fails its checksum: damaged, or the store was replaced while open."""
+        try:
+            now = load_json(self.path / MANIFEST, MAX_MANIFEST_BYTES).get("store_id")
+        except (OSError, ValueError, AttributeError):
+            now = None
+        if now is not None and now != self.store_id:
+            return StoreCorruptError(f"store {self.path} was replaced by another store while it was open (store id "
+                                     f"{self.store_id[:8]}... is now {str(now)[:8]}...); open it again",
+                                     store=self.path, image_id=image_id, level=level, chunk=chunk,
+                                     reason="was replaced")
+        return StoreCorruptError(store=self.path, image_id=image_id, level=level, chunk=chunk,
+                                 reason="is corrupt: it fails its checksum (damaged bytes, or another chunk's data in "
+                                        "its place)")
 
     def _get(self) -> Any:
         if self._handle is None or self._pid != os.getpid():  # never use a handle across fork
@@ -253,141 +292,3 @@ class TileStore:
 
     def _read(self, image_id: str, level: int, y: int, x: int, h: int, w: int) -> np.ndarray:
         raise NotImplementedError
-
-
-class ZarrTileStore(TileStore):
-    """A zarr 3 store: ``images.zarr/<id>/<level>`` arrays, chunks checked by crc32c, missing chunks detected.
-
-    Args:
-        path: the store folder.
-        manifest: its parsed manifest (read from ``path`` when None).
-    """
-
-    fmt = "zarr"
-
-    def _open(self) -> dict[str, Any]:
-        import zarr
-
-        return {"store": zarr.storage.LocalStore(self.path / DIRS["zarr"], read_only=True), "arrays": {}}
-
-    def _array(self, image_id: str, level: int) -> Any:
-        import zarr
-
-        handle = self._get()
-        key = f"{image_id}/{level}"
-        if key not in handle["arrays"]:
-            try:
-                arr = zarr.open_array(handle["store"], path=key, mode="r")
-            except Exception as e:  # noqa: BLE001 - damaged metadata: zarr raises TypeError, KeyError, ValueError, ...
-                raise StoreCorruptError(store=self.path, image_id=image_id, level=level,
-                                        reason=f"array {key} is missing or unreadable ({type(e).__name__}: {e})") from e
-            want = (self.shape(image_id, level), np.dtype(np.uint8), (self.tile, self.tile, arr.shape[-1]))
-            if (arr.shape, arr.dtype, arr.chunks) != want:
-                raise StoreCorruptError(store=self.path, image_id=image_id, level=level,
-                                        reason=f"array {key} has shape {arr.shape}, dtype {arr.dtype} and chunks "
-                                               f"{arr.chunks}; the manifest says {want}")
-            handle["arrays"][key] = arr
-        return handle["arrays"][key]
-
-    def _read(self, image_id: str, level: int, y: int, x: int, h: int, w: int) -> np.ndarray:
-        arr = self._array(image_id, level)
-        folder = self.path / DIRS["zarr"] / image_id / str(level)
-        grid = list(tiles(arr.shape[0], arr.shape[1], self.tile, y, x, h, w))
-        for r, c, *_ in grid:  # zarr reads a missing chunk as fill values: check that each one exists
-            if not (folder / arr.metadata.encode_chunk_key((r, c, 0))).is_file():
-                raise StoreCorruptError(store=self.path, image_id=image_id, level=level, chunk=(r, c),
-                                        reason="is missing")
-        try:
-            return arr[y:y + h, x:x + w]
-        except (ValueError, RuntimeError, OSError) as e:  # checksum mismatch (ValueError), codec failure
-            for r, c, y0, y1, x0, x1 in grid:  # find the damaged chunk to name it
-                try:
-                    arr[y0:y1, x0:x1]
-                except (ValueError, RuntimeError, OSError) as chunk_error:
-                    raise StoreCorruptError(store=self.path, image_id=image_id, level=level, chunk=(r, c),
-                                            reason=f"is corrupt ({chunk_error})") from e
-            raise StoreCorruptError(store=self.path, image_id=image_id, level=level,
-                                    reason=f"read failed ({type(e).__name__}: {e})") from e
-
-
-class LmdbTileStore(TileStore):
-    """An LMDB store of raw tiles: key ``<id>/<level>/<row>/<col>``, value = tile bytes + big-endian crc32c.
-
-    Args:
-        path: the store folder.
-        manifest: its parsed manifest (read from ``path`` when None).
-    """
-
-    fmt = "lmdb"
-
-    def _open(self) -> Any:
-        import lmdb
-
-        key = self._env_key()
-        with _LMDB_LOCK:  # share one environment per file and process, count its users
-            env, pid, users = _LMDB_ENVS.get(key, (None, -1, 0))
-            if pid != os.getpid():  # inherited through fork: py-lmdb refuses to open the file again in the child,
-                users = 0  # and a read-only, lock-free environment has no locks to share: the child reuses it
-            if env is None:  # read-only and lock-free: a finished store never changes; readahead off for random reads
-                try:
-                    env, users = lmdb.open(key[0], subdir=True, readonly=True, lock=False, readahead=False), 0
-                    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
-                except lmdb.Error as e:
-                    raise StoreCorruptError(store=self.path, reason=f"the LMDB environment {DIRS['lmdb']} cannot be "
-                                                                    f"opened ({type(e).__name__}: {e})") from e
-                if os.path.getsize(os.path.join(key[0], "data.mdb")) < need:  # reading would fault (SIGBUS)
-                    env.close()
-                    raise StoreCorruptError(store=self.path, reason=f"the LMDB environment {DIRS['lmdb']} is "
-                                                                    f"truncated: data.mdb is shorter than the "
-                                                                    f"{need:,} bytes its pages need")
-            _LMDB_ENVS[key] = (env, os.getpid(), users + 1)
-        return env
-
-    def close(self) -> None:
-        """Release this store's use of the shared LMDB environment (closed with its last user)."""
-        if self._handle is not None and self._pid == os.getpid():
-            with _LMDB_LOCK:
-                key = next(k for k, v in _LMDB_ENVS.items() if v[0] is self._handle)
-                env, pid, users = _LMDB_ENVS[key]
-                _LMDB_ENVS[key] = (env, pid, users - 1)
-                if users == 1:
-                    del _LMDB_ENVS[key]
-                    env.close()
-        self._handle = None
-
-    def _env_key(self) -> tuple[str, int]:
-        folder = os.path.realpath(self.path / DIRS["lmdb"])  # the inode tells a store replaced at the same path
-        try:
-            return folder, os.stat(os.path.join(folder, "data.mdb")).st_ino
-        except OSError as e:
-            raise StoreCorruptError(store=self.path, reason=f"the LMDB environment {DIRS['lmdb']} is missing or "
-                                                            f"unreadable ({type(e).__name__}: {e})") from e
-
-    def _read(self, image_id: str, level: int, y: int, x: int, h: int, w: int) -> np.ndarray:
-        import lmdb
-
-        big_h, big_w, ch = self.shape(image_id, level)
-        out = np.empty((h, w, ch), np.uint8)
-        try:
-            with self._get().begin() as txn:
-                for r, c, y0, y1, x0, x1 in tiles(big_h, big_w, self.tile, y, x, h, w):
-                    tile = self._tile(txn.get(f"{image_id}/{level}/{r}/{c}".encode()), image_id, level, (r, c),
-                                      (y1 - y0, x1 - x0, ch))
-                    ty, tx = max(y, y0), max(x, x0)
-                    out[ty - y:min(y + h, y1) - y, tx - x:min(x + w, x1) - x] = \
-                        tile[ty - y0:min(y + h, y1) - y0, tx - x0:min(x + w, x1) - x0]
-        except lmdb.Error as e:  # a damaged B-tree page (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ...)
-            raise StoreCorruptError(store=self.path, image_id=image_id, level=level,
-                                    reason=f"the LMDB database cannot be read ({type(e).__name__}: {e})") from e
-        return out
-
-    def _tile(self, value: bytes | None, image_id: str, level: int, chunk: tuple[int, int],
-              shape: tuple[int, int, int]) -> np.ndarray:
-        """One stored tile's pixels, after its size and crc32c are checked."""
-        if value is None:
-            raise StoreCorruptError(store=self.path, image_id=image_id, level=level, chunk=chunk, reason="is missing")
-        data = value[:-4]
-        if len(data) != shape[0] * shape[1] * shape[2] or google_crc32c.value(data).to_bytes(4) != value[-4:]:
-            raise StoreCorruptError(store=self.path, image_id=image_id, level=level, chunk=chunk,
-                                    reason="is corrupt (size or crc32c checksum mismatch)")
-        return np.frombuffer(data, np.uint8).reshape(shape)

@@ -76,7 +76,8 @@ def stage_transform(policy: str, resolution: int, *, source_size: int, mean: Seq
         mean, std: per-channel Normalize statistics, 0-1 units (std > 0).
         with_boxes: call as ``t(image=..., bboxes=(N, 4) x0 y0 x1 y1 px, box_labels=...)``, both required.
         seed: two transforms with the same seed give the same sequence (``hrlib.config.seed_transform`` re-seeds
-            one; DataLoader workers each seed their copy with ``hrlib.config.seed_worker``).
+            one; DataLoader workers each seed their copy with ``hrlib.config.seed_worker``; ``hrlib.train`` re-seeds it
+            for each image from the epoch and the image's index, so its runs do not depend on the worker count).
         allow_upsample: allow a resolution above ``source_size``.
         occlusion: ``False`` drops the finetune and finetune_local holes (ablation, tests).
 

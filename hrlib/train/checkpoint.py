@@ -5,13 +5,13 @@ reads it: model, optimizer, LR scheduler and grad scaler state dicts, the epoch 
 the history rows, the run's config and the random states (:func:`rng_state`: Python's, NumPy's and torch's
 generators as tensors). :func:`save_checkpoint` writes to a temporary file next to the target and renames it into
 place (``os.replace``), so a crash or a full disk during a save leaves the previous checkpoint intact.
+``hrlib train`` adds the ``run_id`` of the run that wrote it: ``keep_last`` prunes only that run's checkpoints.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,11 @@ import torch
 
 from hrlib._checks import check_int, check_path
 from hrlib._io import atomic_write
+from hrlib.train._ckptfiles import epoch_files, run_id_of
 
 __all__ = ["checkpoint_path", "latest_checkpoint", "load_checkpoint", "restore_rng_state", "rng_state",
            "save_checkpoint"]
 
-_NAME = re.compile(r"epoch_(\d{4,})\.pt\Z")
 _RNG_KEYS = {"python": ("version", "words", "gauss"), "numpy": ("name", "keys", "pos", "has_gauss", "cached"),
              "torch": (), "cuda": ()}
 
@@ -111,7 +111,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, k
         path: the file (its folder is created if needed).
         checkpoint: tensors and plain containers only (so ``weights_only`` loading reads it).
         keep_last: afterwards delete all but the newest ``keep_last`` (>= 1) ``epoch_NNNN.pt`` files of the
-            folder (None keeps all).
+            folder that hold the same ``run_id`` as ``checkpoint`` (None matches checkpoints saved without one);
+            another run's checkpoints and files that are not checkpoints are never deleted (None keeps all).
 
     Returns:
         ``path`` as a ``Path``.
@@ -126,7 +127,9 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *, k
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: torch.save(dict(checkpoint), fh), mode="wb")
     if keep_last is not None:
-        for old in _epoch_files(path.parent)[:-keep_last]:
+        run_id = checkpoint.get("run_id")
+        ours = [p for p in epoch_files(path.parent) if p == path or run_id_of(p) == run_id]  # FOREIGN: never
+        for old in ours[:-keep_last]:
             old.unlink(missing_ok=True)
     return path
 
@@ -143,7 +146,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     Raises:
         FileNotFoundError: ``path`` is missing.
-        TypeError, ValueError: a bad argument, or a file that is not a readable hrlib checkpoint.
+        TypeError, ValueError: a bad argument, a file that is not a readable hrlib checkpoint, or one holding
+            tensors without data (saved from the ``meta`` device).
     """
     path = check_path("path", path)
     if not path.is_file():
@@ -160,15 +164,39 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated or foreign file; pickle and zip errors have many types
-        raise ValueError(f"path {path} is not a readable hrlib checkpoint: {type(e).__name__}: {e}") from e
+        raise ValueError(f"path {path} is not a readable hrlib checkpoint: {type(e).__name__}: "
+                         f"{_first_line(e)}") from e
     if not isinstance(checkpoint, dict) or "epoch" not in checkpoint:
-        raise ValueError(f"path {path} must hold a checkpoint dict with an 'epoch', got {type(checkpoint).__name__}")
+        raise ValueError(f"path {path} is not an hrlib checkpoint: it must hold a dict with an 'epoch', got "
+                         f"{type(checkpoint).__name__}{' without one' if isinstance(checkpoint, dict) else ''}")
+    meta = _meta_tensor(checkpoint)
+    if meta is not None:
+        raise ValueError(f"path {path} holds tensors without data ({meta} is on the meta device): not a usable "
+                         f"hrlib checkpoint")
     return checkpoint
 
 
-def _epoch_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.glob("epoch_*.pt") if _NAME.match(p.name)]
-    return sorted(files, key=lambda p: int(_NAME.match(p.name).group(1)))  # type: ignore[union-attr]
+def _first_line(error: Exception) -> str:
+    """What went wrong, on one line: torch's ``weights_only`` refusal spans many lines and suggests loading the file
+    unsafely, so only its reason is kept."""
+    text = " ".join(str(error).split())
+    at = text.find("WeightsUnpickler error:")
+    first = text[at + len("WeightsUnpickler error:"):] if at >= 0 else text
+    first = first.strip().split(". ")[0].split(" Check the documentation")[0].rstrip(".")[:200] or "unreadable"
+    return f"weights_only loading refuses its contents ({first})" if at >= 0 else first
+
+
+def _meta_tensor(value: object, where: str = "checkpoint") -> str | None:
+    """The key path of the first tensor on the meta device inside ``value``, or None."""
+    if isinstance(value, torch.Tensor):
+        return where if value.is_meta else None
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list | tuple) \
+        else ()
+    for key, item in items:
+        found = _meta_tensor(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
@@ -180,5 +208,5 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     Returns:
         The ``epoch_NNNN.pt`` in ``folder/checkpoints`` with the highest epoch, or None if there is none.
     """
-    files = _epoch_files(check_path("folder", folder) / "checkpoints")
+    files = epoch_files(check_path("folder", folder) / "checkpoints")
     return files[-1] if files else None

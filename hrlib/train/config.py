@@ -14,8 +14,11 @@ from typing import Any, NoReturn, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
+from hrlib._io import load_yaml, read_limited
 from hrlib.train.history import Callback
 from hrlib.train.schema import CALLBACKS, ConfigError, DiagnosticsSection, TrainConfig
+
+MAX_CONFIG_BYTES = 1 << 20  # a training config is a few kB
 
 __all__ = ["ConfigError", "build_callbacks", "load_config", "validate_config"]
 
@@ -157,7 +160,9 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     if not file.is_file():
         raise ConfigError(f"config must be an existing file, got {str(path)!r}")
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_limited(file, MAX_CONFIG_BYTES).decode("utf-8")
+    except OSError as e:  # a FIFO or device, or far larger than a config
+        raise ConfigError(f"config {file} cannot be read: {e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"config {file} must be UTF-8 text: {e}") from e
     try:
@@ -166,9 +171,9 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
 
             raw = tomllib.loads(text)
         else:
-            import yaml
-
-            raw = yaml.safe_load(text)
+            raw = load_yaml(text)  # yaml.safe_load that refuses alias bombs
+    except RecursionError as e:
+        raise ConfigError(f"config {file} is nested too deeply to parse") from e
     except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
         raise ConfigError(f"config {file} is not valid {file.suffix[1:].upper()}: {e}") from e
     return validate_config(raw if raw is not None else {})

@@ -10,6 +10,7 @@ run needs from a resolution schedule. :class:`hrlib.train.loop.EpochLoop` puts t
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,7 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from hrlib._checks import check_bool, check_callable, check_dataset, check_device, check_int
-from hrlib.config import seed_worker
+from hrlib.config import seed_transform, seed_worker
+from hrlib.models._meta import check_has_data
 from hrlib.train.history import Callback, TrainState, check_callbacks
 
 __all__ = ["Schedule", "TransformedDataset", "check_schedule", "epoch_loader", "epoch_seeds", "lr_scheduler",
@@ -71,25 +73,46 @@ def check_schedule(name: str, schedule: object) -> Schedule:
 class TransformedDataset(Dataset):
     """Items ``(image, label, ...)`` of ``dataset`` as ``(transform(image=image)["image"], label)``.
 
+    With a ``seed``, item ``i`` is augmented from ``(seed, i)`` alone: before each item the transform's own
+    generators are set from ``numpy.random.SeedSequence([seed, i])`` (albumentations' ``set_random_state``, one
+    NumPy and one Python generator shared by all its steps; else ``set_random_seed``). So an item is the same in
+    the main process and in any DataLoader worker, in any order: the worker count does not change a run. A
+    transform without either method, drawing from the global generators, is not covered.
+
     Args:
         dataset: a non-empty map-style dataset of ``(uint8 HWC image, label, ...)`` items.
         transform: albumentations-style, ``transform(image=image)["image"]`` is a CHW float tensor.
+        seed: the augmentation seed (>= 0), or None to leave the transform's generators alone.
 
     Raises:
         TypeError: ``dataset`` is not a dataset, or ``transform`` is not callable.
-        ValueError: ``dataset`` is empty.
+        ValueError: ``dataset`` is empty, or ``seed`` < 0.
     """
 
-    def __init__(self, dataset: Dataset, transform: Transform) -> None:
+    def __init__(self, dataset: Dataset, transform: Transform, seed: int | None = None) -> None:
         self.dataset = check_dataset("dataset", dataset)
         self.transform = check_callable("transform", transform, hint="transform(image=...)")
+        self.seed = None if seed is None else check_int("seed", seed, 0)
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         item = self.dataset[i]  # type: ignore[index]
+        if self.seed is not None:
+            _seed_item(self.transform, int(np.random.SeedSequence([self.seed, int(i)]).generate_state(1)[0]))
         return self.transform(image=item[0])["image"], int(item[1])
+
+
+def _seed_item(transform: object, seed: int) -> None:
+    """Give ``transform`` fresh generators from ``seed``: albumentations' ``set_random_state`` shares one NumPy and
+    one Python generator among all the steps of a Compose (``set_random_seed`` would give every step the same
+    stream, e.g. both flips the same coin); ``set_random_seed`` otherwise."""
+    set_state = getattr(transform, "set_random_state", None)
+    if callable(set_state):
+        set_state(np.random.default_rng(seed), random.Random(seed))
+    else:
+        seed_transform(transform, seed)
 
 
 def epoch_seeds(seed: int, epoch: int, rank: int = 0) -> tuple[int, int]:
@@ -98,7 +121,7 @@ def epoch_seeds(seed: int, epoch: int, rank: int = 0) -> tuple[int, int]:
     Both come from ``numpy.random.SeedSequence([seed, epoch])`` alone, so an epoch repeats exactly under the same
     seed whether the run went straight through or was resumed. Rank ``r`` takes words ``2r`` and ``2r + 1`` of the
     sequence: rank 0's are those of a one-process run (so ``fit`` and ``hrlib train`` on one process draw the
-    same), and under torchrun each rank draws its own augmentations (and seeds its own DataLoader workers; the
+    same), and under torchrun each rank draws its own augmentations (item by item, see :class:`TransformedDataset`; the
     ``DistributedSampler`` fixes the order there).
 
     Args:
@@ -118,7 +141,8 @@ def epoch_seeds(seed: int, epoch: int, rank: int = 0) -> tuple[int, int]:
 
 
 def epoch_loader(dataset: Dataset, transform: Transform, *, batch_size: int, order_seed: int,
-                 num_workers: int = 0, pin_memory: bool = False, sampler: Any = None) -> DataLoader:
+                 num_workers: int = 0, pin_memory: bool = False, sampler: Any = None,
+                 augment_seed: int | None = None) -> DataLoader:
     """The DataLoader of one epoch: ``dataset`` through ``transform``, shuffled by ``order_seed``.
 
     Args:
@@ -126,9 +150,12 @@ def epoch_loader(dataset: Dataset, transform: Transform, *, batch_size: int, ord
         transform: the epoch's training transform (see :class:`TransformedDataset`).
         batch_size: images per batch (>= 1).
         order_seed: seeds the loader's generator (>= 0): the shuffle (without ``sampler``) and the workers' base seed.
-        num_workers: DataLoader worker processes (>= 0); each seeds its copy of the transform (``seed_worker``).
+        num_workers: DataLoader worker processes (>= 0). With ``augment_seed`` they change nothing but the speed;
+            without, each seeds its copy of the transform (``seed_worker``), so the draws depend on their number.
         pin_memory: pin batches in page-locked memory (for CUDA).
         sampler: a sampler that fixes the order instead (e.g. a ``DistributedSampler`` after ``set_epoch``).
+        augment_seed: item ``i`` is augmented from ``(augment_seed, i)`` alone (see :class:`TransformedDataset`);
+            None leaves the transform's generators as they are.
 
     Returns:
         A new ``DataLoader``.
@@ -136,14 +163,16 @@ def epoch_loader(dataset: Dataset, transform: Transform, *, batch_size: int, ord
     Raises:
         TypeError, ValueError: a bad argument, named in the message.
     """
-    data = TransformedDataset(dataset, transform)
+    data = TransformedDataset(dataset, transform, None if augment_seed is None else
+                              check_int("augment_seed", augment_seed, 0))
     batch_size, num_workers = check_int("batch_size", batch_size), check_int("num_workers", num_workers, 0)
     generator = torch.Generator().manual_seed(check_int("order_seed", order_seed, 0))
     pin_memory = check_bool("pin_memory", pin_memory)
     if sampler is not None and (isinstance(sampler, str | bytes) or not hasattr(sampler, "__iter__")):
         raise TypeError(f"sampler must be a torch.utils.data.Sampler or None, got {type(sampler).__name__}")
     return DataLoader(data, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, generator=generator,
-                      num_workers=num_workers, worker_init_fn=seed_worker if num_workers > 0 else None,
+                      num_workers=num_workers,
+                      worker_init_fn=seed_worker if num_workers > 0 and augment_seed is None else None,
                       pin_memory=bool(pin_memory))
 
 
@@ -221,6 +250,7 @@ def train_epoch(state: TrainState, batches: Iterable[tuple[torch.Tensor, torch.T
     if not isinstance(state, TrainState):
         raise TypeError(f"state must be a hrlib.train.TrainState, got {type(state).__name__}")
     device, callbacks = check_device("device", device), check_callbacks("callbacks", callbacks)
+    check_has_data("state.model", state.model)
     model, opt, amp_dtype = state.model, state.optimizer, torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)
     model.train()

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from hrlib._checks import check_bool, check_callable, check_dataset, check_device, check_float, check_int, check_model
 from hrlib.config import seed_everything
+from hrlib.models._meta import check_has_data
 from hrlib.models.networks import eval_mode
 from hrlib.train.engine import LR_SCHEDULES, BatchTransform, Schedule, Transform, TransformedDataset, check_schedule
 from hrlib.train.history import Callback, EvalResult, History, TrainState, check_callbacks
@@ -49,7 +50,7 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: Transform, *, batch_
     Raises:
         TypeError, ValueError: a bad argument, named in the message.
     """
-    model, dataset = check_model("model", model), check_dataset("dataset", dataset)
+    model, dataset = check_has_data("model", check_model("model", model)), check_dataset("dataset", dataset)
     data = TransformedDataset(dataset, check_callable("transform", transform, hint="transform(image=...)"))
     batch_size, num_workers = check_int("batch_size", batch_size), check_int("num_workers", num_workers, 0)
     if num_classes is not None:
@@ -85,7 +86,7 @@ def _check_fit_arguments(model: object, train_set: object, schedule: object, val
                          seed: object, num_workers: object, progress: object, count_macs: object,
                          batch_transform: object) -> None:
     """Raise ``TypeError``/``ValueError`` naming the first bad argument of :func:`fit` (before anything changes)."""
-    check_model("model", model)
+    check_has_data("model", check_model("model", model))
     check_dataset("train_set", train_set)
     check_int("schedule.num_epochs", check_schedule("schedule", schedule).num_epochs)
     if val_set is not None:

@@ -4,9 +4,12 @@ epoch), :class:`TrainState`, the :class:`Callback` hooks of :func:`hrlib.train.f
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import os
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +202,55 @@ class Callback:
     """Base class of training callbacks (``fit`` and ``hrlib train``): override the hooks you need.
 
     Every hook takes the run's :class:`TrainState` (``state``) and returns nothing; the base class's do nothing.
+
+    A callback that keeps state across epochs (counters, recent losses, a best value) names those attributes in
+    :attr:`STATE_KEYS`: ``hrlib train`` saves :meth:`state_dict` in every checkpoint and, on ``--resume``, gives it
+    back to :meth:`load_state_dict` right after ``on_fit_start``, so a resumed run decides (e.g. to stop early) as
+    the uninterrupted one would. Values must be plain: numbers, strings, None, lists, dicts, deques, dataclasses.
+
+    Attributes:
+        STATE_KEYS: the attributes that make up the callback's state (none for the base class).
     """
+
+    STATE_KEYS: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The callback's state: a deep copy of each :attr:`STATE_KEYS` attribute (a deque as a list, a dataclass
+        as a dict), loadable with ``torch.load(weights_only=True)``.
+
+        Returns:
+            ``{attribute: value}``.
+        """
+        def plain(value: Any) -> Any:
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                return dataclasses.asdict(value)
+            return [plain(v) for v in value] if isinstance(value, deque | list | tuple) else copy.deepcopy(value)
+
+        return {key: plain(getattr(self, key)) for key in self.STATE_KEYS}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (a deque attribute is refilled, keeping its ``maxlen``).
+
+        Args:
+            state: ``{attribute: value}`` with every :attr:`STATE_KEYS` attribute.
+
+        Raises:
+            TypeError: ``state`` is not a dict.
+            ValueError: an attribute is missing.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a dict from {type(self).__name__}.state_dict(), got "
+                            f"{type(state).__name__}")
+        missing = [key for key in self.STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"state must be a dict from {type(self).__name__}.state_dict(), it lacks {missing}")
+        for key in self.STATE_KEYS:
+            current = getattr(self, key)
+            if isinstance(current, deque):
+                current.clear()
+                current.extend(state[key])
+            else:
+                setattr(self, key, copy.deepcopy(state[key]))
 
     def on_fit_start(self, state: TrainState) -> None:
         """Before the first epoch (after a resume: before the first resumed epoch)."""

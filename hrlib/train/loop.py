@@ -22,7 +22,6 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from hrlib._checks import check_bool, check_callable, check_dataset, check_device, check_float, check_int, check_model
-from hrlib.config import seed_transform
 from hrlib.models.cost import count_cost
 from hrlib.train.engine import (
     LR_SCHEDULES,
@@ -99,8 +98,9 @@ def forward_macs(model: nn.Module, schedule: Schedule) -> dict[int, int]:
 class EpochLoop:
     """The per-epoch body of every hrlib training run (``fit`` and ``hrlib train``), around :func:`train_epoch`.
 
-    Epoch ``e``: ``state.epoch``, ``stage`` and ``resolution`` from ``state.schedule``; the stage's training
-    transform seeded and the loader built from :func:`epoch_seeds` ``(seed, e, rank)``; ``on_epoch_start``;
+    Epoch ``e``: ``state.epoch``, ``stage`` and ``resolution`` from ``state.schedule``; the loader built from
+    :func:`epoch_seeds` ``(seed, e, rank)``: its order, and each item's augmentation from the augmentation seed and
+    the item's index (so ``num_workers`` changes the speed, never the weights); ``on_epoch_start``;
     :func:`train_epoch`; ``reduce``; ``validate`` when due; the :class:`History` row; ``on_epoch_end``.
 
     Attributes:
@@ -113,7 +113,7 @@ class EpochLoop:
         amp: mixed precision.
         callbacks: :class:`Callback` instances, called in order.
         batch_transform: ``x, y = batch_transform(x, y)`` on each training batch (e.g. MixUp).
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes (the same weights for any number).
         fwd_macs: forward MACs per sample by resolution (:func:`forward_macs`); ``train_macs`` is 0 where missing.
         validate: ``validate(epoch)`` returns an :class:`EvalResult` or None; called every ``epochs_per_eval``
             epochs and at the last one.
@@ -193,11 +193,11 @@ class EpochLoop:
         state.resolution = schedule.resolution_at(epoch)
         transform = schedule.train_transform(epoch)
         order_seed, aug_seed = epoch_seeds(self.seed, epoch, self.rank)
-        seed_transform(transform, aug_seed)  # random augmentation repeats under the same seed
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
         loader = epoch_loader(self.train_set, transform, batch_size=self.batch_size, order_seed=order_seed,
-                              num_workers=self.num_workers, pin_memory=self.device.type == "cuda", sampler=self.sampler)
+                              num_workers=self.num_workers, pin_memory=self.device.type == "cuda", sampler=self.sampler,
+                              augment_seed=aug_seed)  # item i's augmentation: from (aug_seed, i), in any worker
         for cb in self.callbacks:
             cb.on_epoch_start(state)
         start = time.perf_counter()

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,22 @@ from torch import nn
 from torch.utils.data import DistributedSampler, Subset
 from tqdm.auto import tqdm
 
-import hrlib.train.checkpoint as checkpoints
 from hrlib._checks import check_bool, check_int, check_path
 from hrlib._io import atomic_write
 from hrlib.config import seed_everything
-from hrlib.train._ddp import RankSync, all_reduce, gather, join_process_group, reduce_epoch
+from hrlib.train._ckptfiles import check_out_folder
+from hrlib.train._ddp import RankSync, join_process_group, reduce_epoch
+from hrlib.train._resume import (
+    CheckpointWriter,
+    apply_checkpoint,
+    finished_note,
+    load_for_resume,
+    refuse_another_run,
+    restore_rng,
+)
 from hrlib.train.config import build_callbacks, load_config, validate_config
 from hrlib.train.fitting import evaluate
-from hrlib.train.history import Callback, EvalResult, History, TrainState
+from hrlib.train.history import EvalResult, History, TrainState
 from hrlib.train.loop import EpochLoop, build_optimizer, forward_macs
 from hrlib.train.schema import ConfigError, read_labels
 
@@ -97,70 +106,6 @@ def _schedule(cfg: Mapping[str, Any]) -> Any:
     return Schedule(stages, sc["source_size"], sc["allow_upsample"])
 
 
-def _differences(a: object, b: object, path: str = "") -> list[str]:
-    """Key paths where two configs differ, as ``"path: checkpoint A, config B"``."""
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        keys = sorted(set(a) | set(b))
-        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else k)]
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
-    return [] if a == b else [f"{path}: checkpoint {a!r}, config {b!r}"]
-
-
-def _resume(out_dir: Path, cfg: Mapping[str, Any], state: TrainState, parts: Mapping[str, Any]) -> tuple[
-        int, list[Any], Path]:
-    """Load the newest checkpoint of ``out_dir`` into ``parts`` (model, optimizer, scheduler, scaler) and ``state``
-    (history, step); ``(first epoch to run, the ranks' random states, the checkpoint)``."""
-    found = checkpoints.latest_checkpoint(out_dir)
-    if found is None:
-        raise FileNotFoundError(f"resume needs a checkpoint in {out_dir / 'checkpoints'}, found none; run without "
-                                f"--resume first")
-    ckpt = checkpoints.load_checkpoint(found)
-    diffs = _differences({k: v for k, v in ckpt["config"].items() if k != "output"},
-                         {k: v for k, v in cfg.items() if k != "output"})
-    if diffs:
-        raise ConfigError(f"config must match the checkpoint's to resume from {found}; {len(diffs)} difference(s), "
-                          f"first {diffs[0]}")
-    for key, part in parts.items():
-        if part is not None:
-            part.load_state_dict(ckpt[key])
-    state.history, state.step = History(ckpt["history"]), ckpt["step"]
-    return ckpt["epoch"] + 1, ckpt["rng"], found
-
-
-class _Checkpoints(Callback):
-    """The last callback of ``hrlib train``: after each epoch, one rank's stop stops all; rank 0 writes the
-    checkpoint (every rank's random state in it), ``history.json`` and a log line."""
-
-    def __init__(self, cfg: Mapping[str, Any], out_dir: Path, parts: Mapping[str, Any], rank: int, world: int,
-                 progress: bool) -> None:
-        self.cfg, self.out_dir, self.parts = cfg, out_dir, parts
-        self.rank, self.world, self.progress = rank, world, progress
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        """Agree on stopping, then save (rank 0).
-
-        Args:
-            state: the run's state.
-        """
-        state.stop_training = all_reduce([float(state.stop_training)], "max")[0] > 0  # one rank stops all
-        states = gather(checkpoints.rng_state(), self.world)
-        if self.rank != 0:
-            return
-        model, opt, scheduler, scaler = (self.parts[k] for k in ("model", "optimizer", "scheduler", "scaler"))
-        checkpoints.save_checkpoint(checkpoints.checkpoint_path(self.out_dir, state.epoch), {
-            "epoch": state.epoch, "step": state.step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "rng": states, "history": state.history.as_rows(), "config": self.cfg, "world_size": self.world},
-            keep_last=self.cfg["output"]["keep_last"])
-        state.history.to_json(self.out_dir / "history.json")
-        if self.progress:
-            r = state.row
-            tqdm.write(f"epoch {state.epoch + 1}/{state.num_epochs} {r['stage']} {r['resolution']}px: loss "
-                       f"{r['train_loss']:.3f} acc {r['train_acc']:.3f} val_acc {r['val_acc']:.3f} "
-                       f"{r['seconds']:.1f}s")
-
-
 def _validator(cfg: Mapping[str, Any], model: nn.Module, val_set: Any, schedule: Any, rank: int,
                device: torch.device) -> Callable[[int], EvalResult | None] | None:
     """The loop's ``validate``: rank 0 evaluates ``val_set`` at the epoch's stage resolution; None without data."""
@@ -194,8 +139,25 @@ def _model_and_data(cfg: Mapping[str, Any], world: int, device: torch.device) ->
 
 
 def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torch.device, *, resume: bool,
-         stop_after: int | None, progress: bool) -> History:
-    """One process's part of a run: build, resume, train through the shared :class:`EpochLoop`, then finish."""
+         stop_after: int | None, progress: bool) -> tuple[History, str | None]:
+    """One process's part of a run: check the folder (a fresh run needs one without checkpoints; a resume, the
+    checkpoints of one unfinished run), then train. ``(history, None)``, or ``(the recorded history, a note)`` for
+    a run that had already finished (then no file is touched)."""
+    resumed = load_for_resume(out_dir, cfg) if resume else None
+    if resumed is None:
+        refuse_another_run(out_dir)
+    else:
+        note = finished_note(resumed[0], out_dir, _schedule(cfg).num_epochs)
+        if note is not None:
+            if rank == 0 and progress:
+                tqdm.write(note)
+            return History(resumed[0]["history"]), note
+    return _train(cfg, out_dir, rank, world, device, resumed=resumed, stop_after=stop_after, progress=progress), None
+
+
+def _train(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torch.device, *,
+           resumed: tuple[dict[str, Any], Path] | None, stop_after: int | None, progress: bool) -> History:
+    """Build, resume, train through the shared :class:`EpochLoop`, then finish."""
     t, schedule, lead = cfg["train"], _schedule(cfg), rank == 0
     num_epochs = schedule.num_epochs
     model, train_set, val_set, ident = _model_and_data(cfg, world, device)
@@ -209,11 +171,11 @@ def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torc
     fwd_macs = forward_macs(model, schedule)
     parts = {"model": model, "optimizer": opt, "scheduler": scheduler, "scaler": scaler}
     state = TrainState(model, opt, schedule, History(), num_epochs)
-    start, rng = 0, None
-    if resume:
-        start, rng, found = _resume(out_dir, cfg, state, parts)
+    start, run_id = 0, uuid.uuid4().hex  # a fresh run's id, in each of its checkpoints
+    if resumed is not None:
+        start, run_id = apply_checkpoint(*resumed, parts, state), resumed[0].get("run_id")
         if lead and progress:
-            tqdm.write(f"resuming from {found} (epoch {start} of {num_epochs})")
+            tqdm.write(f"resuming from {resumed[1]} (epoch {start} of {num_epochs})")
     if world > 1:
         state.model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -221,8 +183,9 @@ def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torc
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / "config.json", lambda fh: json.dump(cfg, fh, indent=1))
     seen: dict[str, list[int]] = {}
-    callbacks = [RankSync(model, sampler, seen, cfg["output"]["debug_ranks"])] if world > 1 else []
-    callbacks += build_callbacks(cfg["diagnostics"]) + [_Checkpoints(cfg, out_dir, parts, rank, world, progress)]
+    diagnostics = build_callbacks(cfg["diagnostics"])
+    callbacks = ([RankSync(model, sampler, seen, cfg["output"]["debug_ranks"])] if world > 1 else []) + diagnostics
+    callbacks.append(CheckpointWriter(cfg, out_dir, parts, rank, world, progress, run_id, diagnostics, resumed))
     loop = EpochLoop(train_set, t["batch_size"], t["seed"], device, scheduler, scaler, t["amp"], callbacks,
                      num_workers=t["num_workers"], fwd_macs=fwd_macs, epochs_per_eval=t["epochs_per_eval"],
                      validate=_validator(cfg, model, val_set, schedule, rank, device), rank=rank, sampler=sampler,
@@ -230,16 +193,17 @@ def _run(cfg: dict[str, Any], out_dir: Path, rank: int, world: int, device: torc
     end = num_epochs if stop_after is None else min(num_epochs, stop_after)
     bar = tqdm(total=steps * max(0, end - start), desc="train", unit="batch", dynamic_ncols=True,
                disable=not (progress and lead))
+    rng = None if resumed is None else resumed[0]["rng"]
     if rng is not None and rank < len(rng):  # last: nothing may draw between the restore and the first epoch
-        checkpoints.restore_rng_state(rng[rank])
+        restore_rng(rng[rank], resumed[1])  # type: ignore[index]
     history = loop.run(state, range(start, end), bar)
-    _finish(cfg, out_dir, model, history, rank=rank, world=world, start=start if resume else None,
-            stopped=state.stop_training, seen=seen, ident=ident)
+    _finish(cfg, out_dir, model, history, rank=rank, world=world, start=start if resumed else None,
+            stopped=state.stop_training, seen=seen, ident=ident, run_id=run_id)
     return history
 
 
 def _finish(cfg: Mapping[str, Any], out_dir: Path, model: nn.Module, history: History, *, rank: int, world: int,
-            start: int | None, stopped: bool, seen: Mapping[str, list[int]], ident: Any) -> None:
+            start: int | None, stopped: bool, seen: Mapping[str, list[int]], ident: Any, run_id: str | None) -> None:
     """After the last epoch: per-rank debug files (``output.debug_ranks``); rank 0 writes ``model.pt`` once the
     schedule is finished and appends the run record."""
     from hrlib.analysis.runs import record_run
@@ -259,7 +223,7 @@ def _finish(cfg: Mapping[str, Any], out_dir: Path, model: nn.Module, history: Hi
     seconds, samples = sum(r["seconds"] for r in rows), sum(r["samples"] for r in rows)
     last = history.rows[-1] if len(history) else {}
     record_run(out_dir / "runs.jsonl", params=cfg, seed=cfg["train"]["seed"], dataset=ident, metrics={
-        "epochs": len(history), "finished": finished, "resumed_at_epoch": start, "world_size": world,
+        "epochs": len(history), "finished": finished, "resumed_at_epoch": start, "world_size": world, "run_id": run_id,
         "train_seconds": seconds, "samples_per_s": samples / seconds if seconds else None,
         **{k: last.get(k) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}})
 
@@ -271,9 +235,14 @@ def run_config(config: Mapping[str, Any], *, out: str | os.PathLike | None = Non
     Args:
         config: a dict or :func:`hrlib.train.load_config`'s result (checked with ``validate_config``).
         out: output folder (default ``output.dir``); it receives ``config.json``, ``history.json``,
-            ``checkpoints/epoch_NNNN.pt`` (the newest ``output.keep_last``), ``runs.jsonl`` (one
-            ``hrlib.analysis.runs`` record) and, once the schedule is finished, ``model.pt`` (the weights).
-        resume: continue from the newest checkpoint there; the config must be the same apart from ``output``.
+            ``checkpoints/epoch_NNNN.pt`` (the newest ``output.keep_last`` of this run: each holds the run's
+            random ``run_id``, and another run's are never deleted), ``runs.jsonl`` (one ``hrlib.analysis.runs``
+            record) and, once the schedule is finished or a callback stopped it, ``model.pt`` (the weights). A
+            fresh run needs a folder without checkpoints: one holding another run's is refused.
+        resume: continue from the newest checkpoint there: the checkpoints of one run, the same config apart
+            from ``output``; the callbacks' state (e.g. the overfitting detector's) is restored too, so the run
+            stops where the uninterrupted one would. Resuming a run that already finished trains nothing and
+            changes no file: it returns the recorded history (and says so when ``progress``).
         stop_after: end after that many epochs in total (>= 1), as an interruption would (the LR schedule still
             spans the whole run).
         progress: progress bar and log lines (default ``output.progress``); only rank 0 shows them.
@@ -284,20 +253,30 @@ def run_config(config: Mapping[str, Any], *, out: str | os.PathLike | None = Non
     Raises:
         ConfigError: a bad config, or one that differs from the checkpoint's on resume.
         FileNotFoundError: ``resume`` without a checkpoint.
-        TypeError, ValueError: a bad argument, named in the message.
+        FileExistsError: a fresh run into a folder that holds checkpoints.
+        NotADirectoryError: ``out`` (or ``output.dir``) is a file.
+        TypeError, ValueError: a bad argument, named in the message; on resume, a file among the checkpoints that
+            is not an hrlib checkpoint of ``hrlib train`` (named), or checkpoints of several runs.
     """
+    return _run_config(config, out=out, resume=resume, stop_after=stop_after, progress=progress)[0]
+
+
+def _run_config(config: Mapping[str, Any], *, out: str | os.PathLike | None, resume: bool, stop_after: int | None,
+                progress: bool | None) -> tuple[History, str | None]:
+    """:func:`run_config`, and the note that the run had already finished (None if it trained)."""
     cfg = validate_config(config)
-    out_dir = Path(cfg["output"]["dir"]) if out is None else check_path("out", out)
+    name = "output.dir" if out is None else "out (--out)"
+    out_dir = check_out_folder(name, Path(cfg["output"]["dir"]) if out is None else check_path("out", out))
     resume, progress = check_bool("resume", resume), check_bool("progress", progress, allow_none=True)
     if stop_after is not None:
         check_int("stop_after", stop_after)
     rank, world, device, joined = join_process_group(cfg["train"]["device"])
     try:
-        history = _run(cfg, out_dir, rank, world, device, resume=bool(resume), stop_after=stop_after,
-                       progress=cfg["output"]["progress"] if progress is None else bool(progress))
+        result = _run(cfg, out_dir, rank, world, device, resume=bool(resume), stop_after=stop_after,
+                      progress=cfg["output"]["progress"] if progress is None else bool(progress))
         if joined:
             dist.barrier()  # no rank leaves while another still writes
-        return history
+        return result
     finally:
         if joined:
             dist.destroy_process_group()
@@ -339,15 +318,19 @@ def run_cli(ns: argparse.Namespace) -> int:
         ns: the parsed options.
 
     Returns:
-        The exit status: 0 on success, 2 for a bad config or a missing file (the message on stderr).
+        The exit status: 0 on success (also for ``--resume`` of a finished run: it says so and changes nothing), 2
+        for a bad config, a missing or foreign checkpoint, an output folder that is a file or holds another run
+        (one line on stderr).
     """
     try:
-        history = run_config(load_config(ns.config), out=ns.out, resume=ns.resume, stop_after=ns.stop_after,
-                             progress=False if ns.quiet else None)
-    except (ConfigError, FileNotFoundError) as e:
+        history, note = _run_config(load_config(ns.config), out=ns.out, resume=ns.resume,
+                                    stop_after=ns.stop_after, progress=False if ns.quiet else None)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:  # ConfigError: a ValueError
         print(f"hrlib train: error: {e}", file=sys.stderr)
         return 2
-    if os.environ.get("RANK", "0") == "0" and len(history):
+    if os.environ.get("RANK", "0") == "0" and note is not None:
+        print(f"hrlib train: {note}")
+    elif os.environ.get("RANK", "0") == "0" and len(history):
         seconds, samples = sum(history.column("seconds")), sum(history.column("samples"))
         world = os.environ.get("WORLD_SIZE", "1")
         print(f"trained {len(history)} epochs on {world} process(es): {samples / seconds:.1f} samples/s, final "

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from hrlib.models._meta import activation_bytes
 from hrlib.train.engine import LR_SCHEDULES
 
 __all__ = ["ConfigError", "DiagnosticsSection", "GeneratorData", "ModelSection", "OutputSection", "ScheduleSection",
@@ -182,18 +183,46 @@ class ScheduleSection(_Section):
                                                                    "([[schedule.stages]] tables)")]
 
 
-class ModelSection(_Section):
-    """``[model]``: ``hrlib.models.build_model(name, num_classes from the data, **kwargs)``."""
+def _blocks(kwargs: Mapping[str, Any]) -> int:
+    """The most stages (a list's length) or ConvNeXt blocks (``sum(depths)``) that ``kwargs`` ask for, counted
+    before anything is built (building 10**9 blocks, even without weights, would not end)."""
+    n = 0
+    for key, value in kwargs.items():
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            n = max(n, len(value), sum(max(v, 0) for v in value) if key == "depths" else 0)
+    return n
 
+
+class ModelSection(_Section):
+    """``[model]``: ``hrlib.models.build_model(name, num_classes from the data, **kwargs)``.
+
+    The model is first built on the meta device (shapes only, no memory): more than :attr:`MAX_PARAMETERS`
+    parameters or :attr:`MAX_BLOCKS` stages/blocks is a :class:`ConfigError` naming ``model.kwargs``, not an
+    allocation of hundreds of GB.
+
+    Attributes:
+        MAX_PARAMETERS: the largest model ``hrlib train`` builds (100 M parameters: 400 MB of float32 weights, x4
+            with AdamW's state and the gradients).
+        MAX_BLOCKS: the most stages or blocks ``kwargs`` may ask for.
+    """
+
+    MAX_PARAMETERS: ClassVar[int] = 100_000_000
+    MAX_BLOCKS: ClassVar[int] = 256
     name: ModelName = "dsconvnet"
     kwargs: Annotated[dict[str, Any], Field(default_factory=dict, description=TABLE)]
 
-    def check_kwargs(self, num_classes: int) -> None:
-        """Raise :class:`ConfigError` naming ``model.kwargs.<key>`` unless the model builds with ``kwargs``.
+    def check_kwargs(self, num_classes: int) -> Any:
+        """Raise :class:`ConfigError` naming ``model.kwargs.<key>`` unless the model builds with ``kwargs`` and
+        has at most :attr:`MAX_PARAMETERS` parameters.
 
         Args:
             num_classes: the number of classes the data gives.
+
+        Returns:
+            The model, built on the meta device (shapes, no weights).
         """
+        import torch
+
         from hrlib.models.networks import MODELS, build_model
 
         params = inspect.signature(MODELS[self.name]).parameters
@@ -204,10 +233,21 @@ class ModelSection(_Section):
                 known = ", ".join(p for p in params if p not in ("num_classes", "in_channels"))
                 raise ConfigError(f"model.kwargs.{key} is not a parameter of {self.name} (known: {known}), "
                                   f"got {value!r}")
+        largest = f"model.kwargs must give a model of at most {self.MAX_PARAMETERS:,} parameters"
+        if _blocks(self.kwargs) > self.MAX_BLOCKS:
+            raise ConfigError(f"model.kwargs must ask for at most {self.MAX_BLOCKS} stages or blocks, got "
+                              f"{_blocks(self.kwargs):,} ({self.kwargs!r:.120})")
         try:
-            build_model(self.name, num_classes, **self.kwargs)
+            with torch.device("meta"):  # shapes only: a 10**9-channel layer costs no memory here
+                model = build_model(self.name, num_classes, **self.kwargs)
         except (TypeError, ValueError) as e:  # the constructors' messages start with the argument's name
             raise ConfigError(f"model.kwargs.{e}") from e
+        except (RuntimeError, OverflowError) as e:  # a tensor too large even to describe
+            raise ConfigError(f"{largest}, got one too large to describe ({self.kwargs!r:.120})") from e
+        params = sum(p.numel() for p in model.parameters())
+        if params > self.MAX_PARAMETERS:
+            raise ConfigError(f"{largest}, got {params:,} parameters ({self.name} with {self.kwargs!r:.120})")
+        return model
 
 
 class TrainSection(_Section):
@@ -263,7 +303,16 @@ class OutputSection(_Section):
 
 
 class TrainConfig(_Section):
-    """A whole ``hrlib train`` config; :func:`validate_config` is its front door."""
+    """A whole ``hrlib train`` config; :func:`validate_config` is its front door.
+
+    Besides each section's checks: the model's activations for one ``train.batch_size`` batch at the largest
+    stage resolution (traced on the meta device) must stay within :attr:`MAX_ACTIVATION_BYTES`.
+
+    Attributes:
+        MAX_ACTIVATION_BYTES: 32 GiB, far beyond what the lessons' configs need (well under 1 GiB).
+    """
+
+    MAX_ACTIVATION_BYTES: ClassVar[int] = 32 * 2**30
 
     data: Annotated[Data, Field(default_factory=GeneratorData)]
     schedule: Annotated[ScheduleSection, Field(description="a [schedule] with [[schedule.stages]]")]
@@ -282,7 +331,14 @@ class TrainConfig(_Section):
                 raise ConfigError(f"schedule.stages[{i}].resolution must be <= schedule.source_size "
                                   f"({schedule.source_size} px) unless schedule.allow_upsample = true, "
                                   f"got {stage.resolution}")
-        self.model.check_kwargs(3 if isinstance(self.data, GeneratorData) else self.data.num_classes)
+        model = self.model.check_kwargs(3 if isinstance(self.data, GeneratorData) else self.data.num_classes)
+        resolution, batch = max(s.resolution for s in schedule.stages), self.train.batch_size
+        needed = activation_bytes(model, batch, resolution)
+        if needed is not None and needed > self.MAX_ACTIVATION_BYTES:
+            raise ConfigError(f"model.kwargs with train.batch_size {batch} at {resolution} px needs about "
+                              f"{needed / 2**30:,.0f} GiB of activations per batch, more than the "
+                              f"{self.MAX_ACTIVATION_BYTES // 2**30} GiB allowed: use smaller model.kwargs, a smaller "
+                              f"train.batch_size or lower resolutions")
         return self
 
 

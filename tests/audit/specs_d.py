@@ -87,10 +87,10 @@ SPECS: dict[str, Case] = {
     "hrlib.pipeline.tilestore.TileStore": Case(
         valid=lambda: {"path": _root() / "store"},
         bad={"path": [*BAD_PATHS, MISSING]}),
-    "hrlib.pipeline.tilestore.ZarrTileStore": Case(
+    "hrlib.pipeline.readers.ZarrTileStore": Case(
         valid=lambda: {"path": _root() / "store"},
         bad={"path": [*BAD_PATHS, MISSING]}),
-    "hrlib.pipeline.tilestore.LmdbTileStore": Case(
+    "hrlib.pipeline.readers.LmdbTileStore": Case(
         valid=lambda: {"path": _root() / "store"},
         bad={"path": [*BAD_PATHS, MISSING]}),
     "hrlib.pipeline.tilestore.TileStore.read_region": Case(

@@ -28,22 +28,24 @@ def _read_all_or_raise(path, images):
     return out
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_swapped_chunks_are_an_error_not_wrong_pixels(tmp_path, fmt):
+def _damage_and_read(tmp_path, fmt, damage, a, b):
+    """A noise store damaged by ``damage(path, fmt, a, b)``; its path and each chunk's read."""
     path = tmp_path / "store"
     images = noise_store(path, fmt)
-    swap_chunks(path, fmt, (0, 0), (2, 3))
-    reads = _read_all_or_raise(path, images)
+    damage(path, fmt, a, b)
+    return path, _read_all_or_raise(path, images)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_swapped_chunks_are_an_error_not_wrong_pixels(tmp_path, fmt):
+    path, reads = _damage_and_read(tmp_path, fmt, swap_chunks, (0, 0), (2, 3))
     assert "WRONG" not in reads and reads.count("error") == 2, reads
     assert len(verify(path)) >= 2
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_chunk_aliased_to_another_is_an_error_not_wrong_pixels(tmp_path, fmt):
-    path = tmp_path / "store"
-    images = noise_store(path, fmt)
-    alias_chunk(path, fmt, (1, 1), (0, 2))
-    reads = _read_all_or_raise(path, images)
+    path, reads = _damage_and_read(tmp_path, fmt, alias_chunk, (1, 1), (0, 2))
     assert "WRONG" not in reads and reads[2] == "error", reads
     assert any("chunk (0, 2)" in line for line in verify(path))
 

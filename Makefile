@@ -14,7 +14,7 @@ LAB_ARGS ?=
 # Extra arguments for the pytest runs, e.g. make test PYTEST_ARGS="-x -k data"
 PYTEST_ARGS ?=
 
-.PHONY: help setup lab test lint unit notebooks execute exercises check-exercises bench lock clean
+.PHONY: help setup lab test lint unit notebooks execute exercises check-exercises claims bench lock clean
 
 help:
 	@echo "make lab              set up (first time: a few minutes) and open the course in JupyterLab"
@@ -22,6 +22,7 @@ help:
 	@echo "make exercises        regenerate exercises/ from solutions/"
 	@echo "make check-exercises  check that exercises/ is in sync and every self-check works (fast)"
 	@echo "make execute          re-run notebooks in place to refresh their outputs (NB=\"lessons/00_*.ipynb\")"
+	@echo "make claims           rewrite CLAIMS.md from the executed lessons' verdict tables"
 	@echo "make bench            benchmark the data generator"
 	@echo "make clean            remove the virtual environment and caches"
 
@@ -72,6 +73,11 @@ NB ?= lessons/*.ipynb solutions/*.ipynb
 execute: setup
 	$(PY) tools/execute_notebooks.py $(NB)
 	$(PY) -m hrlib.exercises.build
+	$(PY) -m hrlib.evidence.claims
+
+# The claims page is generated from the verdict tables stored in lessons/*.ipynb (a test checks it is in sync).
+claims: setup
+	$(PY) -m hrlib.evidence.claims
 
 bench: setup
 	$(PY) -m hrlib.bench generator

@@ -11,6 +11,7 @@ One package per theme, named after the lesson that teaches it (the README's "Usi
 - ``hrlib.pipeline`` (lesson 05): tile stores, conversion, image decoding, shards, loaders;
 - ``hrlib.diagnostics`` (lesson 06): gradient norms, detectors, clipping, curves, memory, pruning;
 - ``hrlib.analysis`` (lesson 07): error modes, failure sets, Grad-CAM and its scores, run records, bundles;
+- ``hrlib.evidence`` (every lesson): paired comparisons with intervals, claims judged by rules declared first;
 - at the top: ``hrlib.config`` (profile, device, seed), ``hrlib.viz`` (figures), ``hrlib.bench`` (benchmarks);
   ``hrlib.exercises`` holds the self-checking exercises.
 """

@@ -2,10 +2,10 @@
 
 :func:`run` trains a fresh ``DSConvNet`` for one technique (a name in :data:`TECHNIQUES`) and seed on the tensors of a
 :class:`hrlib.domain.shift.ShiftData` (with :func:`hrlib.domain.tensor_fit.fit_tensors`) and returns the target test
-accuracy in a :class:`RunResult`; :func:`run_table` runs a grid of techniques and seeds in processes,
-:func:`summarize` and :func:`gap_recovered` read the results, :func:`transfer_curve` measures fine-tuning on a few
-labeled target images. Each run's randomness comes from its seed: the model's weights, the batch draws and a
-separate generator for the model's random layers (MixStyle, StyleSwap).
+accuracy and each test image's correctness in a :class:`RunResult`; :func:`run_table` runs a grid of techniques and
+seeds in processes, :func:`summarize` and :func:`gap_recovered` read the results, :func:`transfer_curve` measures
+fine-tuning on a few labeled target images. Each run's randomness comes from its seed: the model's weights, the
+batch draws and a separate generator for the model's random layers (MixStyle, StyleSwap).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from hrlib.domain.crops import cam_crops
 from hrlib.domain.norm import DomainSpecificBatchNorm, convert_batchnorm, set_domain
 from hrlib.domain.shift import ShiftData
 from hrlib.domain.style import StyleSwap, insert_mixstyle
-from hrlib.domain.tensor_fit import accuracy, fit_tensors
+from hrlib.domain.tensor_fit import fit_tensors, predict
 from hrlib.models import DSConvNet
 
 __all__ = ["TECHNIQUES", "RunResult", "gap_recovered", "run", "run_table", "source_transform", "summarize",
@@ -57,6 +57,8 @@ class RunResult:
             pseudo-labeled; ``pseudo_accuracy`` of their crops' pseudo-labels; ``crops <class>``, how many crops carry
             each pseudo-label).
         model: the trained model (on the CPU) when :func:`run_table` was asked to keep it.
+        correct: 1.0 or 0.0 for each target test image, in ``data.test`` order (per-item scores for
+            :func:`hrlib.evidence.compare`); empty for a result built by hand.
     """
 
     technique: str
@@ -65,6 +67,7 @@ class RunResult:
     seconds: float
     notes: dict[str, float] = field(default_factory=dict)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    correct: tuple[float, ...] = field(default=(), repr=False)
 
 
 def _check_data(data: object) -> ShiftData:
@@ -90,8 +93,7 @@ def _tensor(images: np.ndarray, stats: tuple[Sequence[float], Sequence[float]]) 
 
 
 def _model(technique: str, num_domains: int, seed: int) -> nn.Module:
-    """The technique's DSConvNet, its weights drawn from ``seed``; its random layers share one generator, a stream
-    of ``seed`` apart from the batch draws (which use ``seed`` itself)."""
+    """The technique's DSConvNet (weights from ``seed``; its random layers' generator a stream of ``seed``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DSConvNet(len(CLASS_NAMES), 3, (16, 32, 64))
@@ -109,8 +111,7 @@ def _model(technique: str, num_domains: int, seed: int) -> nn.Module:
 
 @torch.no_grad()
 def _adapt_target_bn(model: nn.Module, target: Tensor, domain: int) -> None:
-    """Estimate the target domain's BN statistics from unlabeled ``target`` images (cumulative average over
-    batches in training mode) and give it the source domains' mean affine parameters."""
+    """The target domain's BN statistics from unlabeled ``target`` images, the source domains' mean affine."""
     layers = [m for m in model.modules() if isinstance(m, DomainSpecificBatchNorm)]
     for m in layers:
         bn = m.bns[domain]
@@ -127,8 +128,7 @@ def _adapt_target_bn(model: nn.Module, target: Tensor, domain: int) -> None:
 
 
 def _inputs(data: ShiftData, technique: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Normalized source (in ``data.source`` order), pool and test tensors, and the source labels, as the
-    technique sees them: pooled source statistics, each domain's own statistics, or LAB-aligned images."""
+    """Source (``data.source`` order), pool and test tensors and source labels, normalized as the technique does."""
     y = torch.from_numpy(data.source_labels)
     if technique in ("per-domain normalization", "per-domain norm. + BN"):
         xs = torch.empty(data.source.shape[0], 3, data.size, data.size)
@@ -208,8 +208,9 @@ def run(data: ShiftData, technique: str, seed: int = 0, *, num_epochs: int = 15,
     tensors = tuple(t.to(dev) for t in _inputs(data, technique))
     model = _model(technique, len(data.source_sites) + 1, seed).to(dev)
     xt, domain, notes = _fit_technique(model, data, technique, tensors, seed, num_epochs, num_finetune_epochs)
-    yt = torch.from_numpy(data.test_labels).to(dev)
-    result = RunResult(technique, seed, accuracy(model, xt, yt, domain=domain), time.perf_counter() - start, notes)
+    correct = (predict(model, xt, domain=domain).cpu() == torch.from_numpy(data.test_labels)).float().tolist()
+    result = RunResult(technique, seed, float(np.mean(correct)), time.perf_counter() - start, notes,
+                       correct=tuple(correct))
     return (result, model) if return_model else result
 
 
@@ -261,11 +262,8 @@ def _start_worker(data: ShiftData) -> None:
 
 
 def _worker_context() -> Any:
-    """A start method that is safe after autograd has run here: never ``fork`` (its threads do not survive a fork).
-
-    ``forkserver`` forks each worker from a clean server that has imported torch and hrlib once; ``spawn`` where
-    there is no forkserver (Windows).
-    """
+    """``forkserver`` (each worker forked from a clean server that imported torch and hrlib once), ``spawn`` where
+    there is none (Windows); never ``fork``, which is unsafe after autograd has run here."""
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
@@ -319,7 +317,7 @@ def run_table(data: ShiftData, techniques: Sequence[str] = TECHNIQUES, seeds: Se
 
 
 def transfer_curve(data: ShiftData, init: nn.Module | None, *, n_labeled: int = 30, num_epochs: int = 20,
-                   seed: int = 0, lr: float = 3e-3) -> list[float]:
+                   seed: int = 0, lr: float = 3e-3, per_item: bool = False) -> list[float] | list[list[float]]:
     """Claim C23: fine-tune on a few labeled target images, from a model trained elsewhere or from scratch.
 
     Args:
@@ -329,9 +327,10 @@ def transfer_curve(data: ShiftData, init: nn.Module | None, *, n_labeled: int = 
         num_epochs: epochs, >= 1.
         seed: >= 0; seeds the fresh model's weights and the batch draws.
         lr: the peak learning rate, > 0.
+        per_item: return each target test image's correctness (1.0/0.0) after each epoch instead of the accuracy.
 
     Returns:
-        The target test accuracy (0-1) after each epoch.
+        The target test accuracy (0-1) after each epoch; with ``per_item``, one list of scores per epoch.
 
     Raises:
         TypeError, ValueError: a bad argument (the message names it).
@@ -341,6 +340,7 @@ def transfer_curve(data: ShiftData, init: nn.Module | None, *, n_labeled: int = 
         check_model("init", init)
     n_labeled, num_epochs = check_int("n_labeled", n_labeled, 3), check_int("num_epochs", num_epochs)
     seed, lr = check_int("seed", seed, 0), check_float("lr", lr, 0.0, low_open=True)
+    per_item = check_bool("per_item", per_item)
     if n_labeled > len(data.pool):
         raise ValueError(f"n_labeled must be <= the pool size {len(data.pool)}, got {n_labeled}")
     stats = domain_stats(list(data.pool))
@@ -348,9 +348,13 @@ def transfer_curve(data: ShiftData, init: nn.Module | None, *, n_labeled: int = 
     xp, xt = _tensor(data.pool[:n_labeled], stats).to(dev), _tensor(data.test, stats).to(dev)
     yp, yt = torch.from_numpy(data.pool_labels[:n_labeled]).to(dev), torch.from_numpy(data.test_labels).to(dev)
     model = (_model("source only", 1, seed) if init is None else copy.deepcopy(init)).to(dev)
-    curve: list[float] = []
-    fit_tensors(model, xp, yp, num_epochs=num_epochs, seed=seed, lr=lr,
-                on_epoch=lambda e, m: curve.append(accuracy(m, xt, yt)))
+    curve: list = []
+
+    def score(_epoch: int, m: nn.Module) -> None:
+        correct = (predict(m, xt) == yt).float()
+        curve.append(correct.tolist() if per_item else float(correct.mean()))
+
+    fit_tensors(model, xp, yp, num_epochs=num_epochs, seed=seed, lr=lr, on_epoch=score)
     return curve
 
 

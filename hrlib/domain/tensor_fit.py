@@ -4,7 +4,7 @@
 ``hrlib.train.engine.lr_scheduler``) and only supplies the batches: shuffled index batches (one domain per batch for
 a model with per-domain BatchNorm), random flips as the only augmentation, the domains set on the model's MixStyle
 and DSBN layers, and unlabeled target images appended for a :class:`hrlib.domain.style.StyleSwap`.
-:func:`accuracy` scores a model in eval mode.
+:func:`predict` and :func:`accuracy` score a model in eval mode.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hrlib.models import eval_mode
 from hrlib.train.engine import lr_scheduler, train_epoch
 from hrlib.train.history import History, TrainState
 
-__all__ = ["accuracy", "fit_tensors"]
+__all__ = ["accuracy", "fit_tensors", "predict"]
 
 
 def _check_labels(name: str, y: object, n: int | None, model: nn.Module) -> Tensor:
@@ -155,8 +155,30 @@ def fit_tensors(model: nn.Module, x: Tensor | Callable[[int], Tensor], y: Tensor
 
 
 @torch.no_grad()
+def predict(model: nn.Module, x: Tensor, *, domain: int | None = None) -> Tensor:
+    """The class ``model`` predicts for each image of ``x``, every module in eval mode (each one's mode restored).
+
+    Args:
+        model: the classifier, on the device of ``x``.
+        x: (N, 3, H, W) normalized images, N >= 1.
+        domain: the domain set on the model's DomainSpecificBatchNorm layers first (None: leave them as they are).
+
+    Returns:
+        (N,) class indices, on the device of ``x``.
+
+    Raises:
+        TypeError, ValueError: a bad argument (the message names it).
+    """
+    model, x = check_model("model", model), check_batch("x", x, channels=3)
+    domain = None if domain is None else check_int("domain", domain, 0)
+    with eval_mode(model):
+        if domain is not None:
+            set_domain(model, domain)
+        return torch.cat([model(x[i:i + 128]).argmax(1) for i in range(0, len(x), 128)])
+
+
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, domain: int | None = None) -> float:
-    """The share of ``x`` that ``model`` classifies as ``y``, every module in eval mode (each one's mode restored).
+    """The share of ``x`` that ``model`` classifies as ``y`` (:func:`predict`'s classes against ``y``).
 
     Args:
         model: the classifier, on the device of ``x``.
@@ -172,9 +194,4 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, domain: int | None = Non
     """
     model, x = check_model("model", model), check_batch("x", x, channels=3)
     y = _check_labels("y", y, len(x), model)
-    domain = None if domain is None else check_int("domain", domain, 0)
-    with eval_mode(model):
-        if domain is not None:
-            set_domain(model, domain)
-        pred = torch.cat([model(x[i:i + 128]).argmax(1) for i in range(0, len(x), 128)])
-    return float((pred == y).float().mean())
+    return float((predict(model, x, domain=domain) == y).float().mean())

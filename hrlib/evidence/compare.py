@@ -43,11 +43,14 @@ class Comparison:
         n_items: test items per seed.
         se: the effect's standard error (from the bootstrap; 0 for an exact count).
         seed_share: the fraction of the effect's variance that comes from seeds (the rest from the items).
-        mde: the smallest effect this design detects with 80 % power at the 5 % level (2.80 standard errors).
+        mde: the smallest effect this design detects with 80 % power in a two-sided 5 % test:
+            ``(t_0.975 + t_0.80) * se`` with the interval's degrees of freedom (2.80 standard errors for a large
+            design, more with few seeds).
         exact: True for a deterministic measurement (a count, a parameter number): no sampling error.
         fmt: format of effects and scores in text, e.g. ``"+.3f"``.
         components: the seed, item and residual variance of the per-item differences (two-way ANOVA), from which
             the standard error of any other design follows.
+        df: the degrees of freedom of the interval's t quantiles (Satterthwaite).
     """
 
     metric: str
@@ -66,6 +69,7 @@ class Comparison:
     exact: bool = False
     fmt: str = "+.3f"
     components: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    df: float = math.inf
 
     @property
     def n_seeds(self) -> int:
@@ -113,18 +117,31 @@ class Comparison:
         if target <= 1e-12:
             return "an effect of zero cannot be detected by any design; declare a margin of no practical effect"
         if self.mde <= target:
-            return "this design already has 80 % power for it"
+            return (f"this design already has 80 % power for an effect of {format(target, self.fmt)}; "
+                    "only a larger one would narrow the interval")
+        grows = {"seeds": (2, 1), "test items": (1, 2), "both": (2, 2)}
         options = []
-        for what, grow in (("seeds", lambda k: (self.n_seeds * k, self.n_items)),
-                           ("test items", lambda k: (self.n_seeds, self.n_items * k))):
+        for what, (gs, gi) in grows.items():
             for k in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100):
-                n_seeds, n_items = grow(k)
-                if MDE_FACTOR * math.sqrt(_variance((*self.components, 0.0), n_seeds, n_items)) <= target:
-                    options.append(f"about {n_seeds if what == 'seeds' else n_items} {what}")
+                n_seeds, n_items = self.n_seeds * k ** (gs - 1), self.n_items * k ** (gi - 1)
+                df = min(self.df * k, 1e6)  # the degrees of freedom grow about with the design
+                if mde_factor(df) * math.sqrt(_variance((*self.components, 0.0), n_seeds, n_items)) <= target:
+                    options.append(f"about {n_seeds} seeds x {n_items} test items")
                     break
+            if options and what != "both":
+                break
         if not options:
-            return f"more than 100x this design ({self.n_text()}) for an effect of {format(target, self.fmt)}"
-        return " or ".join(options) + f" (now {self.n_text()})"
+            return f"more than 100x the seeds and items of this design ({self.n_text()}) for an effect of " \
+                   f"{format(target, self.fmt)}"
+        return options[0] + f" (now {self.n_text()})"
+
+
+def mde_factor(df: float) -> float:
+    """Standard errors between zero and the effect detected with 80 % power at the 5 % level (two-sided), for a t
+    statistic with ``df`` degrees of freedom (2.80 for a large design)."""
+    if math.isinf(df):
+        return MDE_FACTOR
+    return float(stats.t.ppf(0.975, df) + stats.t.ppf(0.80, df))
 
 
 def _as_scores(name: str, value: object, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -155,6 +172,23 @@ def _check_labels(metric: object, arms: object, fmt: object) -> None:
         format(0.5, fmt)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"fmt must be a number format spec such as '+.3f', got {fmt!r}") from exc
+
+
+def _check_design(seeds: object, n_seeds: int, level: object, n_boot: object) -> tuple[int, ...]:
+    """Validate :func:`compare`'s design arguments; returns the seeds as a tuple (default 0, 1, ...)."""
+    if not isinstance(level, int | float) or not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 200:
+        raise ValueError(f"n_boot must be an int >= 200, got {n_boot!r}")
+    if seeds is None:
+        return tuple(range(n_seeds))
+    if isinstance(seeds, str | bytes) or not hasattr(seeds, "__iter__") or not all(
+            isinstance(s, int | np.integer) and not isinstance(s, bool) for s in seeds):
+        raise TypeError(f"seeds must be a sequence of ints, one per row, got {seeds!r}")
+    seeds = tuple(int(s) for s in seeds)
+    if len(seeds) != n_seeds:
+        raise ValueError(f"seeds names {len(seeds)} seeds but the scores have {n_seeds} rows")
+    return seeds
 
 
 def _bootstrap(diff: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -240,17 +274,8 @@ def compare(a: object, b: object, *, seeds: Sequence[int] | None = None, metric:
     a_arr = _as_scores("a", a, shape=b_arr.shape)
     if a_arr.shape != b_arr.shape:
         raise ValueError(f"a and b must score the same seeds and items: a has shape {a_arr.shape}, b {b_arr.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 200:
-        raise ValueError(f"n_boot must be an int >= 200, got {n_boot!r}")
     n_seeds, n_items = b_arr.shape
-    if seeds is not None and (isinstance(seeds, str | bytes) or not hasattr(seeds, "__iter__") or not all(
-            isinstance(s, int | np.integer) and not isinstance(s, bool) for s in seeds)):
-        raise TypeError(f"seeds must be a sequence of ints, one per row, got {seeds!r}")
-    seeds = tuple(range(n_seeds)) if seeds is None else tuple(int(s) for s in seeds)
-    if len(seeds) != n_seeds:
-        raise ValueError(f"seeds names {len(seeds)} seeds but the scores have {n_seeds} rows")
+    seeds = _check_design(seeds, n_seeds, level, n_boot)
     diff = b_arr - a_arr
     effect = float(diff.mean())
     components = variance_components(diff)
@@ -261,11 +286,14 @@ def compare(a: object, b: object, *, seeds: Sequence[int] | None = None, metric:
         quant = float(stats.t.ppf(0.5 + level / 2, components[3]) / stats.norm.ppf(0.5 + level / 2))
         dev = np.quantile(reps - reps.mean(), [(1 - level) / 2, (1 + level) / 2]) * math.sqrt(var / reps.var())
         low, high = effect + float(dev[0]) * quant, effect + float(dev[1]) * quant
+        # no wider than the effect can be: a rate difference stays within [-1, 1]
+        low, high = max(low, float(b_arr.min() - a_arr.max())), min(high, float(b_arr.max() - a_arr.min()))
     se = math.sqrt(var)
     return Comparison(metric=metric, arms=(str(arms[0]), str(arms[1])), effect=effect, low=low, high=high,
                       level=level, per_seed_a=tuple(float(v) for v in a_arr.mean(axis=1)),
                       per_seed_b=tuple(float(v) for v in b_arr.mean(axis=1)), seeds=seeds, n_items=n_items, se=se,
-                      seed_share=components[0] / n_seeds / var if var > 0 else 0.0, mde=MDE_FACTOR * se, fmt=fmt,
+                      seed_share=components[0] / n_seeds / var if var > 0 else 0.0,
+                      mde=mde_factor(components[3]) * se, fmt=fmt, df=components[3],
                       components=components[:3])
 
 

@@ -2,7 +2,8 @@
 
 Expected values are computed independently of the formulas the learner writes: convolution MACs with torch's
 ``FlopCounterMode`` on a real ``nn.Conv2d`` (on the meta device, so nothing is computed), block means with
-``skimage.transform.downscale_local_mean``.
+``skimage.transform.downscale_local_mean``. The activation-memory check also states how much more a real training
+forward keeps (``hrlib.models.count_cost`` on a DSConvNet of the same layout) than the stage outputs it counts.
 """
 
 from __future__ import annotations
@@ -224,6 +225,30 @@ def _memory_hint(case: MemCase, got: int) -> str:
     return "sum over stages i of batch_size * widths[i] * (image_size // 2**(i+1))**2 * bytes_per_value"
 
 
+TRAINING_CASE: tuple[tuple[int, ...], int] = ((16, 32, 64, 128), 256)  # DSConvNet's default widths
+
+
+@cache
+def training_activation_bytes(widths: tuple[int, ...], image_size: int) -> tuple[int, int]:
+    """The stage outputs of this exercise's formula next to what training really keeps, for one DSConvNet.
+
+    Args:
+        widths: DSConvNet's stem and stage widths (its layout is the formula's: stage i at side // 2**(i + 1)).
+        image_size: the input side in px.
+
+    Returns:
+        ``(stage-output bytes, activation bytes measured by hrlib.models.count_cost)`` for one float32 image; the
+        second is larger because training also keeps the outputs of the layers inside each stage.
+    """
+    import torch
+
+    from hrlib.models import DSConvNet, count_cost
+
+    with torch.random.fork_rng():  # the weights do not matter here; leave the learner's random state alone
+        measured = count_cost(DSConvNet(widths=widths), image_size).activation_bytes
+    return activation_bytes(widths, image_size), measured
+
+
 @register("00.activation_memory")
 def check_activation_memory(answer: Callable[..., Any]) -> str:
     """Check a learner's bytes of the stage outputs.
@@ -251,7 +276,11 @@ def check_activation_memory(answer: Callable[..., Any]) -> str:
         if got != expected:
             hint = _memory_hint(case, got)
             raise NotYet(f"{shown} returned {got:,} but expected {expected:,} bytes. Hint: {hint}")
-    return f"right number of bytes for every stage layout, batch and precision ({len(MEM_CASES)} cases)"
+    widths, side = TRAINING_CASE
+    stage_outputs, measured = training_activation_bytes(widths, side)
+    return (f"right bytes of the stage outputs for every layout, batch and precision; training keeps "
+            f"x{measured / stage_outputs:.1f} as much in DSConvNet(widths={list(widths)}) at {side} px, as "
+            f"count_cost measures ({len(MEM_CASES)} cases)")
 
 
 # ------------------------------------------------------------------------------------ area downsampling

@@ -80,9 +80,28 @@ def check_relative_cost(answer: Callable[..., Any]) -> str:
 
 # ---------------------------------------------------------------------------------------- budget schedule
 
-BUDGET_CASES: tuple[tuple[int, int, float], ...] = ((256, 12, 0.5), (512, 10, 0.3), (256, 8, 1.0), (1024, 20, 0.25))
+# (source_size, num_epochs, budget): the first is the fast profile, where lesson 01's recipe with a warm-up at 1/2
+# (128 -> 192 -> 256 px over 4, 4, 2 epochs, relative cost 0.525) fits; the last has no schedule that keeps every
+# target visible within the budget, and the answer is None.
+BUDGET_CASES: tuple[tuple[int, int, float], ...] = ((256, 10, 0.55), (512, 12, 0.5), (1024, 20, 0.3), (256, 8, 1.0),
+                                                    (256, 10, 0.3))
 MULTIPLE = 16
 SLACK = 0.15  # the schedule must use the budget: cost within SLACK below it
+TARGET_FRAC = 0.04  # the course's targets: 4 % of the slide's side
+MIN_TARGET_PX = 5.0  # lesson 00: below about 5 px across, a target's granules are gone
+
+
+def min_resolution(source_size: int) -> int:
+    """The lowest multiple of ``MULTIPLE`` where a target spans >= ``MIN_TARGET_PX`` px (at most ``source_size``)."""
+    return min(source_size, math.ceil(MIN_TARGET_PX / TARGET_FRAC / MULTIPLE) * MULTIPLE)
+
+
+def feasible(source_size: int, num_epochs: int, budget: float) -> bool:
+    """Whether any schedule meets the rules: the cheapest is one epoch at full size, the rest at the lowest
+    resolution that keeps targets visible."""
+    low = min_resolution(source_size)
+    return reference_relative_cost([(low, num_epochs - 1), (source_size, 1)] if num_epochs > 1
+                                   else [(source_size, 1)], source_size) <= budget + 1e-9
 
 
 @register("01.budget_schedule")
@@ -90,30 +109,49 @@ def check_budget_schedule(answer: Callable[..., Any]) -> str:
     """Check a learner's schedule for a compute budget (the rules are in ``_check_schedule_rules``).
 
     Args:
-        answer: ``answer(source_size, num_epochs, budget) -> [(resolution, num_epochs), ...]``.
+        answer: ``answer(source_size, num_epochs, budget) -> [(resolution, num_epochs), ...]``, or None when no
+            schedule keeps every target visible within the budget.
 
     Returns:
         The PASS message: every budget case met.
 
     Raises:
-        NotYet: a schedule that breaks a rule (epochs, multiples, order, budget), with a hint.
+        NotYet: a schedule that breaks a rule (epochs, multiples, order, budget, visible targets), with a hint.
     """
     name = getattr(answer, "__name__", "schedule_for_budget")
     for source, num_epochs, budget in BUDGET_CASES:
         shown = f"{name}({source}, {num_epochs}, {budget})"
         got = call_answer(answer, shown, source, num_epochs, budget)
+        possible = feasible(source, num_epochs, budget)
         if got is None:
-            raise NotYet(f"{shown} returned None: did you forget the `return` statement?")
+            if possible:
+                raise NotYet(f"{shown} returned None, but a schedule exists here: did you forget the `return` "
+                             f"statement? At {min_resolution(source)} px targets are already "
+                             f"{TARGET_FRAC * min_resolution(source):.1f} px across")
+            continue
         try:
             stages = [(int(r), int(e)) for r, e in got]
             exact = all(int(r) == r and int(e) == e for r, e in got)
         except (TypeError, ValueError):
             raise NotYet(f"{shown} returned {describe_value(got)}; expected a list of (resolution, epochs) "
-                         "pairs of ints") from None
+                         "pairs of ints, or None") from None
         if not stages or not exact:
             raise NotYet(f"{shown} returned {got!r}; expected a non-empty list of (resolution, epochs) int pairs")
         _check_schedule_rules(shown, stages, source, num_epochs, budget)
-    return f"every schedule ends at full resolution and uses its compute budget ({len(BUDGET_CASES)} cases)"
+        _check_visible(shown, stages, possible)
+    return (f"every schedule ends at full resolution, keeps targets >= {MIN_TARGET_PX:g} px and uses its budget; "
+            f"None where no schedule can ({len(BUDGET_CASES)} cases)")
+
+
+def _check_visible(shown: str, stages: list[tuple[int, int]], possible: bool) -> None:
+    low = min(r for r, _ in stages)
+    if TARGET_FRAC * low < MIN_TARGET_PX:
+        hint = ("" if possible else " No schedule keeps every target visible within this budget: return None "
+                "and say so, rather than spend epochs that cannot see the evidence.")
+        raise NotYet(f"{shown} trains at {low} px, where a target ({TARGET_FRAC:.0%} of the side) is "
+                     f"{TARGET_FRAC * low:.1f} px across, below {MIN_TARGET_PX:g} px: those epochs cost compute but "
+                     f"show no granules, so they cannot teach a target from a decoy (lesson 01 measured what such "
+                     f"a warm-up gives).{hint}")
 
 
 def _check_schedule_rules(shown: str, stages: list[tuple[int, int]], source: int, num_epochs: int,
@@ -132,7 +170,8 @@ def _check_schedule_rules(shown: str, stages: list[tuple[int, int]], source: int
     cost = reference_relative_cost(stages, source)
     if cost > budget + 1e-9:
         raise NotYet(f"{shown} gave {stages}, relative cost {cost:.3f}, over the budget {budget}. Hint: "
-                     "lower the resolution of the early stages; cost grows with resolution squared")
+                     "lower the resolution of the early stages (cost grows with resolution squared), or return "
+                     "None if targets would then be too small to see")
     if cost < budget - SLACK:
         raise NotYet(f"{shown} gave {stages}, relative cost {cost:.3f}: well under the budget {budget}. Use it: "
                      f"raise the early resolutions until the cost is within {SLACK} of the budget")

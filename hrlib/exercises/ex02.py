@@ -7,12 +7,89 @@ of ``"reversed_box"`` in :mod:`hrlib.augment.qa` (a finite box with ``x1 < x0`` 
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from hrlib.exercises import NotYet, call_answer, describe_value, register
+
+TIME_LIMIT_S = 2.0  # per call of the learner's sampler: a correct one takes milliseconds on these sizes
+
+
+class _TimeUp(BaseException):
+    """Raised inside a learner's function that ran past the time limit (a BaseException, so that a bare
+    ``except Exception`` in the answer cannot swallow it)."""
+
+
+def _hang_hint(shown: str) -> NotYet:
+    return NotYet(f"{shown} did not return within {TIME_LIMIT_S:g} s (stopped). Hint: a loop that draws until a hole "
+                  f"fits never ends when no position is left; check (height // h) * (width // w) first, and bound "
+                  f"the number of tries (then fall back to a grid, or raise ValueError)")
+
+
+def _raise_time_up(signum: int, frame: object) -> None:
+    raise _TimeUp
+
+
+def _in_thread(answer: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bool, Any, BaseException | None]:
+    """Run ``answer`` in a worker thread; stop it with an asynchronous exception if it runs past the limit."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = answer(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(TIME_LIMIT_S)
+    if worker.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_TimeUp))
+        worker.join(1.0)
+        return False, None, None
+    return True, box.get("value"), box.get("error")
+
+
+def call_in_time(answer: Callable[..., Any], shown: str, /, *args: Any, **kwargs: Any) -> Any:
+    """:func:`hrlib.exercises.call_answer` under a time limit of ``TIME_LIMIT_S`` seconds.
+
+    In the main thread a ``SIGALRM`` timer interrupts the answer (Unix); elsewhere it runs in a worker thread that
+    is stopped with an asynchronous exception. An answer that does not return in time is a NOT YET with a hint,
+    not a hung check.
+
+    Args:
+        answer: the learner's function.
+        shown: the call as messages show it.
+        *args, **kwargs: its arguments.
+
+    Returns:
+        What ``answer`` returned.
+
+    Raises:
+        NotImplementedError: the exercise is not done yet.
+        NotYet: ``answer`` raised, or ran past the limit.
+    """
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        previous = signal.signal(signal.SIGALRM, _raise_time_up)
+        signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT_S)
+        try:
+            return call_answer(answer, shown, *args, **kwargs)
+        except _TimeUp:
+            raise _hang_hint(shown) from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    done, value, error = _in_thread(lambda: call_answer(answer, shown, *args, **kwargs), (), {})
+    if not done or isinstance(error, _TimeUp):
+        raise _hang_hint(shown)
+    if error is not None:
+        raise error
+    return value
 
 # ----------------------------------------------------------------------------------------- hole sampler
 
@@ -66,7 +143,7 @@ def _draws(answer: Callable[..., Any], name: str, height: int, width: int, n: in
     out = []
     for seed in seeds:
         try:
-            got = call_answer(answer, shown, height, width, n, size, rng=np.random.default_rng(seed))
+            got = call_in_time(answer, shown, height, width, n, size, rng=np.random.default_rng(seed))
         except NotYet as exc:
             if "high" not in str(exc):
                 raise
@@ -112,17 +189,32 @@ def check_nonoverlapping_holes(answer: Callable[..., Any]) -> str:
     if not any(abs(int(h[0, 0]) - int(h[1, 0])) == 10 for h in strip):
         raise NotYet(f"{name}(10, 30, 2, (10, 10), rng) never placed two holes side by side in 200 draws. Hint: "
                      f"touching edges is not an overlap (x1 is exclusive): compare with <, not <=")
+    _impossible_raises(answer, name)
+    for height, width, n, size in ((32, 32, 4, (16, 16)), (30, 40, 12, (10, 10))):  # they fit, but only on a grid
+        try:
+            _draws(answer, name, height, width, n, size, range(20))
+        except NotYet as exc:
+            if "raised ValueError" not in str(exc):
+                raise
+            raise NotYet(f"{exc}; but {n} holes of {size[0]} x {size[1]} px do fit in {height} x {width} px (they "
+                         f"tile it exactly). Hint: random placement can leave gaps that waste the room; when it gets "
+                         f"stuck, put the holes in random cells of a grid of hole-sized cells") from None
+    return (f"holes of the right size, inside, never overlapping, from the rng; impossible requests raise; exact "
+            f"tilings filled ({len(HOLE_CASES) + 6} cases)")
+
+
+def _impossible_raises(answer: Callable[..., Any], name: str) -> None:
+    """NOT YET unless ``answer(20, 20, 5, (10, 10))`` (5 holes where 4 fit) raises ValueError in time."""
     shown = f"{name}(20, 20, 5, (10, 10), rng)"
     try:
-        got = answer(20, 20, 5, (10, 10), rng=np.random.default_rng(0))
-    except ValueError:
-        return (f"holes of the right size, inside, never overlapping, from the rng; impossible requests raise "
-                f"({len(HOLE_CASES) + 4} cases)")
-    except NotImplementedError:
-        raise
-    except Exception as exc:  # the learner's code may raise anything
-        raise NotYet(f"{shown} raised {type(exc).__name__} ({exc}); expected ValueError: at most (20 // 10) * "
-                     f"(20 // 10) = 4 holes of 10 x 10 px fit") from None
+        got = call_in_time(answer, shown, 20, 20, 5, (10, 10), rng=np.random.default_rng(0))
+    except NotYet as exc:
+        if "did not return" in str(exc):
+            raise
+        if "raised ValueError" in str(exc):
+            return
+        raise NotYet(f"{exc}; expected ValueError: at most (20 // 10) * (20 // 10) = 4 holes of 10 x 10 px "
+                     f"fit") from None
     raise NotYet(f"{shown} returned {describe_value(got)}; expected a ValueError. Hint: at most (height // h) * "
                  f"(width // w) holes fit; check before sampling (and never loop forever)")
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from hrlib._checks import check_bool, check_floats, check_int
 
-POLICIES: tuple[str, ...] = ("none", "warmup", "scale_jitter", "finetune", "finetune_local")
+POLICIES: tuple[str, ...] = ("none", "warmup", "scale_jitter", "finetune", "finetune_local", "dihedral")
 Stats = tuple[float, float, float]
 
 

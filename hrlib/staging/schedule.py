@@ -17,7 +17,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 
-from hrlib._checks import check_bool, check_floats, check_int
+from hrlib._checks import check_bool, check_float, check_floats, check_int
 from hrlib.data.slides import SLIDE_MEAN, SLIDE_STD
 from hrlib.staging._validate import check_epoch, check_policy, check_resolution, check_stats
 from hrlib.staging.transforms import stage_transform
@@ -166,14 +166,18 @@ class Schedule:
 
     @classmethod
     def three_stage(cls, source_size: int, num_epochs: int, fractions: Sequence[float] = (0.25, 0.5, 1.0),
-                    epoch_shares: Sequence[float] = (0.4, 0.4, 0.2)) -> Schedule:
-        """Claim C2: warmup, then scale_jitter, then finetune, each at a fraction of the source's side.
+                    epoch_shares: Sequence[float] = (0.4, 0.4, 0.2), *,
+                    final_policy: str = "finetune") -> Schedule:
+        """Claim C2: warmup, then scale_jitter, then a fine-tune stage, each at a fraction of the source's side.
 
         Args:
             source_size: side in px of the full-resolution images.
             num_epochs: >= 3 (each stage gets at least one epoch).
-            fractions: the three stages' resolutions as fractions in (0, 1] of ``source_size``.
+            fractions: the three stages' resolutions as fractions in (0, 1] of ``source_size``; published recipes
+                start at about 0.44-0.8 of the final side.
             epoch_shares: the three stages' shares of the epochs (> 0; split by largest remainder).
+            final_policy: the last stage's policy, one of ``POLICIES``: ``"finetune"`` (a few holes) or
+                ``"finetune_local"`` (lesson 02's GridMask, CutOut and bounded erasing); the stage is named after it.
 
         Returns:
             The :class:`Schedule`.
@@ -181,10 +185,25 @@ class Schedule:
         source_size, num_epochs = check_int("source_size", source_size), check_int("num_epochs", num_epochs, 3)
         fractions = check_floats("fractions", fractions, 0.0, 1.0, low_open=True, length=3)
         shares = check_floats("epoch_shares", epoch_shares, 0.0, low_open=True, length=3)
+        policies = ("warmup", "scale_jitter", check_policy("final_policy", final_policy))
         epochs = _split_epochs(num_epochs, shares)
         return cls([Stage(p, max(1, math.floor(0.5 + f * source_size)), e, p)
-                    for p, f, e in zip(("warmup", "scale_jitter", "finetune"), fractions, epochs, strict=True)],
-                   source_size)
+                    for p, f, e in zip(policies, fractions, epochs, strict=True)], source_size)
+
+    def target_px(self, target_frac: float = 0.04) -> list[float]:
+        """Each stage's target diameter in px, for targets ``target_frac`` of the source's side (the course's 4 %).
+
+        Below about 5 px a target's granular texture is gone (lesson 00): a stage that shows targets smaller than
+        that cannot teach the model to tell them from decoys.
+
+        Args:
+            target_frac: target diameter as a fraction of ``source_size``, in (0, 1].
+
+        Returns:
+            One diameter in px per stage, in order.
+        """
+        target_frac = check_float("target_frac", target_frac, 0.0, 1.0, low_open=True)
+        return [target_frac * s.resolution for s in self.stages]
 
     @classmethod
     def linear_ramp(cls, source_size: int, num_epochs: int, start: float = 0.25, end: float = 1.0,

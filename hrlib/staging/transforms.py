@@ -25,7 +25,7 @@ from hrlib.staging._validate import POLICIES, Stats, check_policy, check_resolut
 
 __all__ = ["POLICIES", "Policy", "stage_transform", "val_transform"]
 
-Policy = Literal["none", "warmup", "scale_jitter", "finetune", "finetune_local"]
+Policy = Literal["none", "warmup", "scale_jitter", "finetune", "finetune_local", "dihedral"]
 
 
 def _resize(side: int) -> A.Resize:
@@ -36,6 +36,8 @@ def _resize(side: int) -> A.Resize:
 def _policy_steps(policy: str, resolution: int, mean: Stats, occlusion: bool) -> list[A.BasicTransform]:
     if policy == "none":
         return [_resize(resolution)]
+    if policy == "dihedral":  # lossless: one of the 8 rotations by 90 degrees and flips, no interpolation
+        return [_resize(resolution), A.D4(p=1.0)]
     if policy == "warmup":  # standard augmentation; pathology advice: mild brightness/contrast, saturation/hue off
         return [_resize(resolution), A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5),
                 A.Rotate(limit=15, border_mode=cv2.BORDER_REFLECT_101, p=0.5),
@@ -67,7 +69,9 @@ def stage_transform(policy: str, resolution: int, *, source_size: int, mean: Seq
     ``"finetune"`` resize only (identity at ``source_size``), no global geometry, and with probability 0.5 2-6
     CoarseDropout holes of 3-6 % of the side in the mean colour: a hole can hide a small target entirely;
     ``"finetune_local"`` resize, then ``hrlib.augment.local.occlusion_policy`` (GridMask, non-overlapping CutOut,
-    aspect-bounded erasing, each with probability 0.5, in the mean colour).
+    aspect-bounded erasing, each with probability 0.5, in the mean colour); ``"dihedral"`` resize, then one of the
+    8 rotations by multiples of 90 degrees and flips (``A.D4``): lossless, every pixel kept exactly (the pathology
+    practice for orientation-free tissue).
 
     Args:
         policy: one of ``POLICIES``.

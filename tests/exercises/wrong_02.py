@@ -38,6 +38,35 @@ def _sampler(*, touching_overlaps: bool = False, high_offset: int = 1, use_globa
     return sample_holes
 
 
+def _naive_rejection(height, width, num_holes, hole_size, rng):
+    """Draws until each hole fits, with no capacity check and no bound: never returns when the holes cannot fit."""
+    h, w = hole_size
+    holes: list[list[int]] = []
+    while len(holes) < num_holes:
+        x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        if all(x0 >= b[2] or b[0] >= x0 + w or y0 >= b[3] or b[1] >= y0 + h for b in holes):
+            holes.append([x0, y0, x0 + w, y0 + h])
+    return np.array(holes, dtype=np.int64).reshape(-1, 4)
+
+
+def _free_corners(height, width, num_holes, hole_size, rng):
+    """Picks among the free top-left corners and raises when none is left, even when a tiling exists."""
+    h, w = hole_size
+    if num_holes > (height // h) * (width // w):
+        raise ValueError("too many holes")
+    free = np.ones((height - h + 1, width - w + 1), dtype=bool)
+    holes = []
+    for _ in range(num_holes):
+        ys, xs = np.nonzero(free)
+        if len(ys) == 0:
+            raise ValueError("ran out of room")
+        k = rng.integers(len(ys))
+        y0, x0 = int(ys[k]), int(xs[k])
+        holes.append((x0, y0, x0 + w, y0 + h))
+        free[max(0, y0 - h + 1):y0 + h, max(0, x0 - w + 1):x0 + w] = False
+    return np.array(holes, dtype=np.int64).reshape(-1, 4)
+
+
 def _reversed(rule: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], Any]:
     def find_reversed_boxes(boxes):
         b = np.asarray(boxes, dtype=float).reshape(-1, 4)
@@ -65,6 +94,8 @@ WRONG: dict[str, list[tuple[Callable[..., Any], str]]] = {
         (_sampler(swap=True), "(height, width)"),
         (_sampler(check_overlap=False), "overlap"),
         (_sampler(check_capacity=False), "ValueError"),
+        (_naive_rejection, "did not return"),
+        (_free_corners, "tile it exactly"),
     ],
     "02.find_reversed_boxes": [
         (_reversed(lambda b: b[:, 2] < b[:, 0]), "check y"),

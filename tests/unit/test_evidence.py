@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hrlib.evidence import VERDICTS, Claim, Comparison, compare, describe_times, exact, plot_per_seed, verdict_table
-from hrlib.evidence.compare import MDE_FACTOR, variance_components
+from hrlib.evidence.compare import MDE_FACTOR, mde_factor, variance_components
 
 matplotlib.use("Agg")
 
@@ -75,7 +75,7 @@ def test_standard_error_matches_the_analytic_one_for_independent_noise():
     runs = [compare(rng.normal(0, 1, (5, 400)), rng.normal(0.1, 1, (5, 400)), n_boot=200, seed=k) for k in range(60)]
     assert 0.95 <= np.mean([c.se**2 for c in runs]) / (2 / 2000) <= 1.4
     c = runs[0]
-    assert c.mde == pytest.approx(MDE_FACTOR * c.se)
+    assert c.mde == pytest.approx(mde_factor(c.df) * c.se) and mde_factor(math.inf) == MDE_FACTOR
     assert MDE_FACTOR == pytest.approx(1.96 + 0.8416, abs=1e-3)
 
 
@@ -169,7 +169,7 @@ def test_needed_for_names_the_dimension_that_dominates():
     items_dominate = compare(np.zeros((5, 40)), rng.normal(0.05, 1.0, (1, 40)).repeat(5, 0) +
                              rng.normal(0, 0.01, (5, 40)), n_boot=500)
     assert "test items" in items_dominate.needed_for(0.2)
-    assert "already" in items_dominate.needed_for(100.0)
+    assert "already has 80 % power" in items_dominate.needed_for(100.0)
     assert "zero" in items_dominate.needed_for(0.0)
 
 
@@ -202,3 +202,22 @@ def test_verdict_table_carries_a_machine_readable_copy():
     record = bundle["application/vnd.hrlib.verdicts+json"]["verdicts"][0]
     assert record["id"] == "C21a" and record["verdict"] == "refuted" and record["lesson"] == "00"
     assert "**refuted**" in bundle["text/markdown"]
+
+
+def test_interval_stays_within_what_the_scores_allow():
+    """A detection rate of 29/30 against a fixed 0 cannot have an interval above +1."""
+    rates = np.ones((5, 30))
+    rates[0, 0] = 0
+    c = compare(0.0, rates, n_boot=500)
+    assert c.high <= 1.0 and c.low < 1.0
+
+
+def test_mde_uses_the_same_t_quantiles_as_the_interval():
+    """With 3 seeds the detectable effect is more than 2.8 standard errors, and a design 'with 80 % power' for an
+    effect is never one whose interval would include that effect's zero."""
+    rng = np.random.default_rng(8)
+    c = compare(np.zeros((3, 100)), rng.normal(0, 0.05, (3, 1)) + rng.normal(0, 0.3, (3, 100)), n_boot=500)
+    assert c.df < 30 and c.mde > MDE_FACTOR * c.se
+    assert c.mde > (c.high - c.low) / 2
+    text = c.needed_for(c.mde / 2)
+    assert "seeds" in text and "now 3 seeds x 100 items" in text

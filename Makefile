@@ -73,11 +73,11 @@ NB ?= lessons/*.ipynb solutions/*.ipynb
 execute: setup
 	$(PY) tools/execute_notebooks.py $(NB)
 	$(PY) -m hrlib.exercises.build
-	$(PY) -m hrlib.evidence.claims
+	$(PY) -m hrlib.evidence
 
 # The claims page is generated from the verdict tables stored in lessons/*.ipynb (a test checks it is in sync).
 claims: setup
-	$(PY) -m hrlib.evidence.claims
+	$(PY) -m hrlib.evidence
 
 bench: setup
 	$(PY) -m hrlib.bench generator

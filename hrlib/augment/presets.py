@@ -20,7 +20,7 @@ Normalization fits the task: :func:`dataset_stats` measures the training images'
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import albumentations as A
 import cv2
@@ -30,8 +30,10 @@ from torch.utils.data import Dataset
 from hrlib._checks import check_bool, check_float, check_floats, check_image, check_int
 from hrlib.augment.stain import HEDJitter
 
-__all__ = ["DOMAINS", "FLIPS", "IMAGENET_MEAN", "IMAGENET_STD", "RESIZES", "ROTATIONS", "dataset_stats",
-           "imagenet_stats", "letterbox", "preset", "resize_steps", "train_and_evaluate"]
+__all__ = ["DOMAINS", "FLIPS", "IMAGENET_MEAN", "IMAGENET_STD", "RESIZES", "ROTATIONS", "COLORS", "RGB_JITTER",
+           "dataset_stats",
+           "imagenet_stats", "letterbox", "preset", "resize_steps", "score_arms",
+           "train_and_evaluate"]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -39,6 +41,8 @@ DOMAINS: tuple[str, ...] = ("industrial", "xray", "document", "pathology")
 ROTATIONS: tuple[str, ...] = ("none", "bounded", "free", "elastic")
 FLIPS: tuple[str, ...] = ("none", "horizontal", "vertical", "both")
 RESIZES: tuple[str, ...] = ("letterbox", "plain")
+COLORS: tuple[str, ...] = ("hed", "rgb", "none")
+RGB_JITTER: dict[str, float] = {"brightness": 0.1, "contrast": 0.1, "saturation": 0.2, "hue": 0.05}
 _DEFAULTS = {  # domain -> (rotation, flips, resize, fill)
     "industrial": ("bounded", "both", "plain", 0), "xray": ("bounded", "none", "plain", 0),
     "document": ("none", "none", "letterbox", 255), "pathology": ("none", "both", "plain", 255)}
@@ -162,7 +166,8 @@ def _geometry(rotation: str, limit: float, resolution: int, border: int, fill: f
 def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
            std: Sequence[float] = IMAGENET_STD, rotation: str | None = None, rotation_limit: float = 10.0,
            flips: str | None = None, resize: str | None = None, brightness_contrast: float = 0.1,
-           hed_strength: float = 0.05, fill: float | None = None, seed: int | None = None) -> A.Compose:
+           hed_strength: float = 0.05, color: str = "hed", hed_units: str = "paper", fill: float | None = None,
+           seed: int | None = None) -> A.Compose:
     """The augmentation pipeline of ``domain`` at ``resolution`` px, ending in Normalize and ToTensorV2.
 
     Args:
@@ -175,7 +180,11 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
         flips: one of ``FLIPS``; default ``"both"`` for industrial and pathology, ``"none"`` for xray and document.
         resize: ``"letterbox"`` or ``"plain"``; default letterbox for documents, plain for the square domains.
         brightness_contrast: half-range of ``A.RandomBrightnessContrast`` (0-1; 0.1 by default; 0 turns it off).
-        hed_strength: pathology only: ``sigma = bias`` of the HED jitter in the papers' units (0.05 "light").
+        hed_strength: pathology only: ``sigma = bias`` of the HED jitter in ``hed_units`` (0.05 "light").
+        color: pathology only: ``"hed"`` (HED stain jitter of the tissue), ``"rgb"`` (``A.ColorJitter`` with
+            ``RGB_JITTER``: brightness/contrast 0.1, saturation 0.2, hue 0.05) or ``"none"``.
+        hed_units: ``units`` of the HED jitter (``"paper"``, ``"reference"`` or ``"skimage"``, see
+            :mod:`hrlib.augment.stain`).
         fill: pad / border value in grey levels (default 255 for document and pathology, 0 otherwise).
         seed: ``A.Compose`` seed (``hrlib.train.fit`` re-seeds it every epoch).
 
@@ -191,7 +200,9 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
     rotation_limit = check_float("rotation_limit", rotation_limit, 0.0, 45.0, hint="degrees; 'free' is any angle")
     brightness_contrast = check_float("brightness_contrast", brightness_contrast, 0.0, 1.0)
     fill = float(d_fill if fill is None else check_float("fill", fill, 0.0, 255.0))
-    hed_strength = check_float("hed_strength", hed_strength, 0.0, hint="HED jitter sigma = bias, papers' units")
+    hed_strength = check_float("hed_strength", hed_strength, 0.0, 1.0, high_open=True, hint="HED sigma = bias")
+    color = _choice("color", color, COLORS)
+    hed_units = _choice("hed_units", hed_units, ("paper", "reference", "skimage"))
     train = check_bool("train", train)
     seed = None if seed is None else check_int("seed", seed, 0)
     mean, std = check_floats("mean", mean), check_floats("std", std)
@@ -204,7 +215,9 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
         steps += [A.HorizontalFlip(p=0.5)] if flips in ("horizontal", "both") else []
         steps += [A.VerticalFlip(p=0.5)] if flips in ("vertical", "both") else []
         if domain == "pathology":
-            steps += [A.RandomRotate90(p=0.5), HEDJitter(hed_strength, hed_strength, p=1.0)]
+            steps.append(A.RandomRotate90(p=0.5))
+            steps += {"hed": [HEDJitter(hed_strength, hed_strength, units=hed_units, p=1.0)], "none": [],
+                      "rgb": [A.ColorJitter(**RGB_JITTER, p=1.0)]}[color]
         if brightness_contrast > 0:
             steps.append(A.RandomBrightnessContrast(brightness_contrast, brightness_contrast, p=0.5))
     steps += [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), A.ToTensorV2()]
@@ -214,7 +227,7 @@ def preset(domain: str, resolution: int, *, train: bool = True, mean: Sequence[f
 def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compose, val_transform: A.Compose, *,
                        resolution: int, num_epochs: int, num_classes: int, in_channels: int = 1,
                        widths: Sequence[int] = (8, 16, 32), batch_size: int = 16, lr: float = 3e-3,
-                       seed: int = 0) -> float:
+                       seed: int = 0, per_item: bool = False) -> float | np.ndarray:
     """Train a fresh ``DSConvNet`` with ``transform`` (``hrlib.train.fit``, OneCycle, AdamW) and measure it.
 
     Args:
@@ -227,9 +240,12 @@ def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compos
         in_channels, widths: of the ``DSConvNet``.
         batch_size, lr: of the training.
         seed: fixes the weights, the batch order and the augmentation draws: one comparison run per call.
+        per_item: return each validation item's score (1.0 right, 0.0 wrong) instead of the accuracy, for
+            ``hrlib.evidence.compare``.
 
     Returns:
-        The accuracy (0-1) on ``val_set`` under ``val_transform``.
+        The accuracy (0-1) on ``val_set`` under ``val_transform``, or with ``per_item`` a (len(val_set),) float
+        array.
     """
     from hrlib.config import seed_everything
     from hrlib.models.networks import DSConvNet
@@ -252,8 +268,47 @@ def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compos
     check_int("num_classes", num_classes, 2)
     check_int("in_channels", in_channels)
     check_int("seed", seed, 0)
+    per_item = check_bool("per_item", per_item)
     seed_everything(seed)
     model = DSConvNet(num_classes, in_channels, widths)
     fit(model, train_set, FixedSchedule(transform, resolution, num_epochs), lr=lr, batch_size=batch_size, seed=seed,
         progress=False, count_macs=False)
-    return evaluate(model, val_set, val_transform).accuracy
+    result = evaluate(model, val_set, val_transform)
+    return (result.predictions == result.labels).astype(np.float64) if per_item else result.accuracy
+
+
+def score_arms(arms: Mapping[str, tuple[A.Compose, A.Compose]], train_set: Dataset, val_set: Dataset, *,
+               seeds: Sequence[int], progress: Callable[..., Iterable] | None = None,
+               **train_kwargs: object) -> dict[str, np.ndarray]:
+    """Train every arm with every seed (:func:`train_and_evaluate`) and keep each validation item's score.
+
+    Seed ``s`` gives every arm the same initial weights and batch order, so the arms differ only in their
+    transform: the rows pair up for ``hrlib.evidence.compare``.
+
+    Args:
+        arms: arm name -> ``(train transform, validation transform)``.
+        train_set, val_set: as in :func:`train_and_evaluate`.
+        seeds: the seeds (ints >= 0), one row each.
+        progress: optional wrapper of the loop over (arm, seed) runs, ``progress(iterable, total=..., desc=...)``
+            (e.g. ``tqdm``).
+        **train_kwargs: passed to :func:`train_and_evaluate` (``resolution``, ``num_epochs``, ``num_classes``, ...).
+
+    Returns:
+        ``{arm: (len(seeds), len(val_set)) float array}``: 1.0 where the item was classified right.
+    """
+    if not isinstance(arms, Mapping) or not arms or not all(
+            isinstance(v, tuple) and len(v) == 2 and all(callable(t) for t in v) for v in arms.values()):
+        raise TypeError(f"arms must be a non-empty mapping of name -> (train transform, val transform), got "
+                        f"{type(arms).__name__}")
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"seeds must be a non-empty sequence of ints >= 0, got {seeds!r}")
+    seeds = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable as progress(iterable, total=..., desc=...), got {progress!r}")
+    runs = [(name, s) for name in arms for s in seeds]
+    scores: dict[str, list[np.ndarray]] = {name: [] for name in arms}
+    for name, s in (progress(runs, total=len(runs), desc="trainings") if progress else runs):
+        train_t, val_t = arms[name]
+        scores[name].append(train_and_evaluate(train_set, val_set, train_t, val_t, seed=s, per_item=True,
+                                               **train_kwargs))  # type: ignore[arg-type]
+    return {name: np.stack(rows) for name, rows in scores.items()}

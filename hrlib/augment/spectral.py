@@ -25,16 +25,16 @@ import numpy as np
 
 from hrlib._checks import check_bool, check_float, check_image, check_int
 
-__all__ = ["NOISE_MODES", "band_correlation", "band_noise", "normalized_difference"]
+__all__ = ["NOISE_MODES", "band_correlation", "band_noise", "index_error", "normalized_difference"]
 
 NOISE_MODES: tuple[str, ...] = ("independent", "shared", "multiplicative")
 
 
-def _check_bands(image: object, bands: int | None = None) -> np.ndarray:
-    """An HxWxB float (finite) or uint8 image, with B = ``bands`` when given; raise naming ``image``."""
-    arr = check_image("image", image, channels=None, gray=False, dtype="numeric")
+def _check_bands(image: object, bands: int | None = None, name: str = "image") -> np.ndarray:
+    """An HxWxB float (finite) or uint8 image, with B = ``bands`` when given; raise naming ``name``."""
+    arr = check_image(name, image, channels=None, gray=False, dtype="numeric")
     if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"image must hold float reflectances or uint8 values, got {arr.dtype}")
+        raise ValueError(f"{name} must hold float reflectances or uint8 values, got {arr.dtype}")
     if bands is not None and arr.shape[2] != check_int("bands", bands):
         raise ValueError(f"image must have bands={bands} channels (the declared band count), got "
                          f"{arr.shape[2]} channels in shape {arr.shape}")
@@ -119,3 +119,33 @@ def band_correlation(image: np.ndarray) -> np.ndarray:
     flat = image.reshape(-1, image.shape[2]).astype(np.float64).T
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.corrcoef(flat)
+
+
+def index_error(clean: np.ndarray, noisy: np.ndarray, mask: np.ndarray | None = None, a: int = 3,
+                b: int = 2) -> float:
+    """Mean absolute change of the normalized difference index (NDVI by default) that noise caused.
+
+    Zero for any transform that keeps the ratio of bands ``a`` and ``b``, the identity included: read it next to
+    how much the transform changed the pixels (e.g. the noise std), never alone.
+
+    Args:
+        clean, noisy: HxWxB images of the same shape (float reflectance or uint8).
+        mask: (H, W) bool, the pixels that count (e.g. a crop field); default all.
+        a, b: band indices of the index ``(a - b) / (a + b)`` (NIR and red by default).
+
+    Returns:
+        The mean of ``|index(noisy) - index(clean)|`` over ``mask``.
+    """
+    clean, noisy = _check_bands(clean, name="clean"), _check_bands(noisy, name="noisy")
+    for name, arr in (("clean", clean), ("noisy", noisy)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} must hold finite values, got NaN or inf")
+    if noisy.shape != clean.shape:
+        raise ValueError(f"noisy must have the shape of clean {clean.shape}, got {noisy.shape}")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != clean.shape[:2] or not mask.any():
+            raise ValueError(f"mask must be None or a non-empty bool array of shape {clean.shape[:2]}, got "
+                             f"{mask.dtype} {mask.shape}")
+    diff = np.abs(normalized_difference(noisy, a, b) - normalized_difference(clean, a, b))
+    return float(diff[mask].mean() if mask is not None else diff.mean())

@@ -2,36 +2,46 @@
 
 Tellez et al. (2018, 2019) jitter each stain's concentration: ``c' = alpha * c + beta`` with ``alpha ~ U(1 - sigma,
 1 + sigma)`` and ``beta ~ U(-bias, bias)`` per stain (H, E, DAB), then go back to RGB. "HED light" is
-``sigma = bias = 0.05``, "HED strong" ``0.2``. The papers' concentrations are optical densities ``OD = -log10(I /
-I0)`` unmixed by the stain matrix (:func:`paper_hed_jitter` is that reference).
+``sigma = bias = 0.05``, "HED strong" ``0.2``, in the units of the group's implementation (below).
 
-Units trap: ``skimage.color.rgb2hed`` (0.26) divides the natural-log OD by ``ln(1e-6)``, so its concentrations are
-the papers' divided by ``-ln(1e-6) / ln(10) = 6`` (``SKIMAGE_PER_PAPER``): a shift of 0.05 in skimage units is a
-shift of 0.30 in the papers' units. ``units="paper"`` (the default) converts ``bias`` so that hrlib matches the
-papers; ``units="skimage"`` uses rgb2hed's raw units. The scale ``alpha`` has no unit and is the same in both.
-``rgb2hed`` also clips negative concentrations to 0, which is not invertible (the bundled IHC image has a negative
-eosin concentration in 99.9 % of its pixels, and ``hed2rgb(rgb2hed(ihc))`` moves them by 6 grey levels on average,
-92 at most), so hrlib unmixes with skimage's own matrix ``hed_from_rgb`` without the clip and returns through
-``skimage.color.hed2rgb``: zero strength is the identity.
+Units: which strength is "light"? Three readings of ``c``, all offered by ``units``:
 
-Mean |delta RGB| (grey levels, 0-255) per pixel and channel, from :func:`calibration_table` (seed 0): 8 draws of
-alpha, beta per image, the same draws for the reference and hrlib, on 6 course slides (256 px, sites A-D) and on
-``real_image("ihc")`` (512 px). ``A.HEStain``: albumentations 2.0.8 ``HEStain(method="preset", preset="ruifrok",
-intensity_scale_range=(1 - s, 1 + s), intensity_shift_range=(-b, b), augment_background=True)``, 8 draws::
+* ``"reference"``: the Radboud/DIAG group's public ``HedColorAugmenter`` (the implementation behind the papers'
+  "light" and "strong"), which unmixes as scikit-image did before 0.19: ``OD = -ln(I / 255 + 2)`` (natural log,
+  reflectance offset by 2), ``c = OD @ hed_from_rgb``, back through ``I / 255 = exp(-c' @ rgb_from_hed) - 2``.
+  The offset makes white a mix of non-zero amounts, so the scale ``alpha`` also moves bright pixels.
+* ``"paper"``: a log10 reading of the formula, ``OD = -log10(I / I0)`` (:func:`paper_hed_jitter`). On identical
+  draws it moves pixels about half as far as the reference (the table below: the reference 2.1-2.3x "paper";
+  less at strong strength on images where both clip at white).
+* ``"skimage"``: ``skimage.color.rgb2hed`` (0.26) divides the natural-log OD by ``ln(1e-6)``, so its concentrations
+  are the log10 reading's divided by 6 (``SKIMAGE_PER_PAPER``): a shift of 0.05 there is 0.30 in ``"paper"``.
 
-    strength sigma = bias          0 (identity)   0.05 (light)   0.2 (strong)
-                                  slides  ihc    slides  ihc    slides  ihc
-    paper reference (OD, log10)     0.0   0.0      9.1   7.0     31.1  25.8
-    hrlib units="paper"             0.0   0.0      9.1   7.0     31.1  25.7
-    hrlib units="skimage"           0.0   0.0     40.8  34.5     86.7  84.7
-    hrlib default (nonnegative)     0.0   0.0      8.5   7.4     29.1  27.3
-    A.HEStain, s = b                5.2  27.4      7.0  28.8     15.1  33.2
-    A.HEStain, b = sigma * ln 10    5.2  27.4      9.8  30.4     25.9  40.0
+All functions default to ``"paper"``, which keeps every colour a non-negative mix of the stains (Beer-Lambert);
+the reference's offset makes its "stain space" non-linear in OD, so it leaves the stain cone a little (see
+``od_residual``). To run the papers' strengths as they were run, pass ``units="reference"``. ``rgb2hed`` clips
+negative concentrations to 0, which is not invertible, so hrlib unmixes without the clip: zero strength is the
+identity in every unit.
 
-So hrlib's ``units="paper"`` strengths are the papers' (light = about 7-9 grey levels, strong about 26-31), and
-rgb2hed's raw units would make "light" 4-5x stronger than in the papers.
-``A.HEStain`` works on natural-log OD (its shift of ``b`` is ``b / ln 10`` in the papers' units) with two stains
-(H, E), so even at zero strength it projects every colour onto the H-E plane.
+Background: a positive shift ``beta`` stains the glass (white background turns coloured), which no scanner does.
+``tissue_od`` (default 0.05 in ``hed_jitter``/``HEDJitter``) keeps pixels whose largest channel optical density
+``-log10(I / 255)`` is below ``tissue_od / 2`` unchanged and jitters those above ``tissue_od`` fully (linear in
+between): only tissue changes colour.
+
+Mean |delta RGB| (grey levels, 0-255) per pixel and channel, from :func:`calibration_table` (seed 0, 4 draws of
+alpha, beta per image, the same draws for every row, 3 course slides at 128 px (sites A-C) and the IHC image at
+256 px, the whole image jittered). ``A.HEStain``: albumentations 2.0.8 ``HEStain(method="preset",
+preset="ruifrok", intensity_scale_range=(1 - s, 1 + s), intensity_shift_range=(-b, b), augment_background=True)``::
+
+    strength sigma = bias           0 (identity)   0.05 (light)   0.2 (strong)
+    paper reference (OD, log10)          0.0            8.4           29.3
+    hrlib units="paper"                  0.0            8.4           29.3
+    hrlib units="reference"              0.0           19.2           62.2
+    hrlib units="skimage"                0.0           39.0           85.3
+    A.HEStain, s = b                    10.5           11.3           15.4
+
+So the reference moves pixels 2.3x (light) and 2.1x (strong) as far as the log10 reading, and rgb2hed's raw
+units would make "light" stronger than the log10 reading's "strong". ``A.HEStain`` works on natural-log OD with two
+stains (H, E), so even at zero strength it projects every colour onto the H-E plane.
 """
 
 from __future__ import annotations
@@ -48,11 +58,12 @@ from skimage.color import hed2rgb, hed_from_rgb, rgb_from_hed
 from hrlib._checks import check_bool, check_float, check_floats, check_image, check_int
 
 __all__ = ["CALIBRATION_ROWS", "SKIMAGE_PER_PAPER", "STAIN_NAMES", "HEDJitter", "calibration_table", "hed_adjust",
-           "hed_jitter", "od_residual", "od_residual_map", "paper_hed_jitter"]
+           "hed_jitter", "od_residual", "od_residual_map", "paper_hed_jitter", "tissue_weight"]
 
 STAIN_NAMES: tuple[str, ...] = ("hematoxylin", "eosin", "dab")
 SKIMAGE_PER_PAPER: float = -math.log(1e-6) / math.log(10.0)  # = 6: paper concentration / rgb2hed concentration
-_UNITS = ("paper", "skimage")
+_UNITS = ("paper", "reference", "skimage")
+_REFERENCE_OFFSET = 2.0  # the reference adds 2 to the reflectance (0-1) before the natural log
 _EPS = 1e-6  # skimage's floor on I / 255 before the log
 
 
@@ -76,35 +87,85 @@ def _check_background(background: object) -> float:
     return check_float("background", background, 0.0, low_open=True, hint="I0, the light level in grey levels")
 
 
+def tissue_weight(image: np.ndarray, tissue_od: float = 0.05) -> np.ndarray:
+    """Per pixel, how much of a stain jitter to apply: 0 on bright background (glass), 1 on tissue.
+
+    The largest channel optical density ``-log10(max(I, 1) / 255)`` decides: below ``tissue_od / 2`` the weight is
+    0, above ``tissue_od`` it is 1, linear in between (a soft edge, no speckle where noise crosses one threshold).
+
+    Args:
+        image: HxWx3 uint8 RGB.
+        tissue_od: the optical density (log10) from which a pixel counts fully as tissue, > 0 (the course's lamps
+            give glass about 0.01-0.04, its pale tissue 0.04-0.1; the real IHC image's tissue 0.05-0.3).
+
+    Returns:
+        (H, W) float64 in [0, 1].
+    """
+    image = _check_rgb(image)
+    tissue_od = check_float("tissue_od", tissue_od, 0.0, low_open=True, hint="optical density (log10) of tissue")
+    od = -np.log10(np.maximum(image.astype(np.float64), 1.0) / 255.0).max(axis=2)
+    return np.clip((od - tissue_od / 2) / (tissue_od / 2), 0.0, 1.0)
+
+
+def _check_units(units: object) -> str:
+    if units not in _UNITS:
+        raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
+    return str(units)
+
+
+def _check_tissue_od(tissue_od: object) -> float | None:
+    if tissue_od is None:
+        return None
+    return check_float("tissue_od", tissue_od, 0.0, low_open=True, hint="None (jitter every pixel) or an OD > 0")
+
+
+def _unmix(x: np.ndarray, units: str) -> np.ndarray:
+    """Concentrations of reflectance ``x`` (0-1) in ``units`` (rgb2hed without its clip at 0, or the reference)."""
+    if units == "reference":
+        return -np.log(x + _REFERENCE_OFFSET) @ hed_from_rgb
+    hed = (np.log(np.maximum(x, _EPS)) / np.log(_EPS)) @ hed_from_rgb
+    return hed * SKIMAGE_PER_PAPER if units == "paper" else hed
+
+
+def _remix(conc: np.ndarray, units: str) -> np.ndarray:
+    """Reflectance (0-1, clipped) of concentrations ``conc`` in ``units``; the inverse of :func:`_unmix`."""
+    if units == "reference":
+        return np.clip(np.exp(-(conc @ rgb_from_hed)) - _REFERENCE_OFFSET, 0.0, 1.0)
+    hed = conc / SKIMAGE_PER_PAPER if units == "paper" else conc
+    return hed2rgb(hed)  # skimage's inverse; clips to [0, 1]
+
+
 def hed_adjust(image: np.ndarray, alpha: float | Sequence[float], beta: float | Sequence[float], *,
-               units: str = "paper", nonnegative: bool = True) -> np.ndarray:
+               units: str = "paper", nonnegative: bool = True, tissue_od: float | None = None) -> np.ndarray:
     """Deterministic core of :func:`hed_jitter`: ``c' = alpha * c + beta`` per stain, back to uint8 RGB.
 
     Args:
         image: HxWx3 uint8 RGB.
         alpha: scale per stain (H, E, DAB), or one float for all; 1 is no change.
         beta: shift per stain in ``units`` of concentration, or one float; 0 is no change.
-        units: ``"paper"`` (optical density, log10) or ``"skimage"`` (``rgb2hed``'s units, 6x smaller).
+        units: ``"paper"`` (log10 OD), ``"reference"`` (the DIAG group's ``HedColorAugmenter``) or ``"skimage"``
+            (``rgb2hed``'s units, 6x smaller than ``"paper"``); see the module docstring.
         nonnegative: floor each new concentration at ``min(old, 0)``, so the jitter never creates a negative amount
             of stain (a negative shift on stain-free background would: an impossible colour). ``False`` is the
-            papers' transform exactly. The floor is a no-op at zero strength.
+            papers' transform exactly. The floor is a no-op at zero strength, and only applies to ``"paper"`` and
+            ``"skimage"`` (the reference's offset has no "no stain" zero; use ``tissue_od`` there).
+        tissue_od: ``None`` jitters every pixel; a float keeps the background (:func:`tissue_weight`) unchanged.
 
     Returns:
         HxWx3 uint8 RGB, rounded and clipped to 0-255 (the identity when alpha = 1 and beta = 0).
     """
-    image = _check_rgb(image)
-    if units not in _UNITS:
-        raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
+    image, units = _check_rgb(image), _check_units(units)
     alpha, beta = _check_triple("alpha", alpha), _check_triple("beta", beta)
-    nonnegative = check_bool("nonnegative", nonnegative)
-    if units == "paper":
-        beta = beta / SKIMAGE_PER_PAPER
-    rgb = np.maximum(image.astype(np.float64) / 255.0, _EPS)
-    hed = (np.log(rgb) / np.log(_EPS)) @ hed_from_rgb  # rgb2hed without its clip at 0 (invertible)
-    new = hed * alpha + beta
-    if nonnegative:
-        new = np.maximum(new, np.minimum(hed, 0.0))
-    out = hed2rgb(new)  # skimage's inverse; clips to [0, 1]
+    nonnegative, tissue_od = check_bool("nonnegative", nonnegative), _check_tissue_od(tissue_od)
+    x = image.astype(np.float64) / 255.0
+    conc = _unmix(x, units)
+    new = conc * alpha + beta
+    if nonnegative and units != "reference":
+        new = np.maximum(new, np.minimum(conc, 0.0))
+    out = _remix(new, units)
+    if tissue_od is not None:
+        weight = tissue_weight(image, tissue_od)[..., None]
+        out = weight * out + (1.0 - weight) * x
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -113,7 +174,7 @@ def _draw(sigma: float, bias: float, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def hed_jitter(image: np.ndarray, sigma: float = 0.05, bias: float = 0.05, *, rng: np.random.Generator,
-               units: str = "paper", nonnegative: bool = True) -> np.ndarray:
+               units: str = "paper", nonnegative: bool = True, tissue_od: float | None = 0.05) -> np.ndarray:
     """Tellez et al. stain jitter: per stain ``alpha ~ U(1 - sigma, 1 + sigma)``, ``beta ~ U(-bias, bias)``.
 
     Args:
@@ -121,8 +182,11 @@ def hed_jitter(image: np.ndarray, sigma: float = 0.05, bias: float = 0.05, *, rn
         sigma: scale half-range in [0, 1); 0.05 is "HED light", 0.2 "HED strong".
         bias: shift half-range (>= 0) in ``units``; same presets.
         rng: the random generator (3 scales, then 3 shifts are drawn from it).
-        units: ``"paper"`` (default, calibrated to the papers' OD transform) or ``"skimage"`` (raw rgb2hed units).
-        nonnegative: no negative stain amounts (see :func:`hed_adjust`); ``False`` is the papers' transform.
+        units: ``"paper"`` (default: a log10 reading of the formula, Beer-Lambert consistent), ``"reference"`` (the
+            DIAG group's implementation, whose strengths the papers report: about twice as strong on the same
+            draws) or ``"skimage"`` (raw rgb2hed units).
+        nonnegative: no negative stain amounts (see :func:`hed_adjust`; not with ``"reference"``).
+        tissue_od: jitter only tissue (default 0.05, see :func:`tissue_weight`); ``None`` jitters the glass too.
 
     Returns:
         HxWx3 uint8 RGB; equal to ``image`` when ``sigma = bias = 0``.
@@ -132,11 +196,10 @@ def hed_jitter(image: np.ndarray, sigma: float = 0.05, bias: float = 0.05, *, rn
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     _check_rgb(image)
-    if units not in _UNITS:
-        raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
-    nonnegative = check_bool("nonnegative", nonnegative)
+    units, nonnegative = _check_units(units), check_bool("nonnegative", nonnegative)
+    tissue_od = _check_tissue_od(tissue_od)
     alpha, beta = _draw(sigma, bias, rng)
-    return hed_adjust(image, alpha, beta, units=units, nonnegative=nonnegative)
+    return hed_adjust(image, alpha, beta, units=units, nonnegative=nonnegative, tissue_od=tissue_od)
 
 
 def paper_hed_jitter(image: np.ndarray, alpha: Sequence[float], beta: Sequence[float], *,
@@ -170,19 +233,18 @@ class HEDJitter(A.ImageOnlyTransform):
     transform's own generator.
 
     Args:
-        sigma, bias, units, nonnegative: as in :func:`hed_jitter`.
+        sigma, bias, units, nonnegative, tissue_od: as in :func:`hed_jitter` (default: log10 units, tissue only).
         seed: fixes the draws (>= 0; or seed the ``A.Compose`` around it).
         p: probability of applying it.
     """
 
-    def __init__(self, sigma: float = 0.05, bias: float = 0.05, units: str = "paper", nonnegative: bool = True,
-                 seed: int | None = None, p: float = 1.0) -> None:
+    def __init__(self, sigma: float = 0.05, bias: float = 0.05, units: str = "reference", nonnegative: bool = True,
+                 tissue_od: float | None = 0.05, seed: int | None = None, p: float = 1.0) -> None:
         super().__init__(p=p)
         self.sigma = check_float("sigma", sigma, 0.0, 1.0, high_open=True)
         self.bias = check_float("bias", bias, 0.0)
-        if units not in _UNITS:
-            raise ValueError(f"units must be one of {_UNITS}, got {units!r}")
-        self.units, self.nonnegative = units, check_bool("nonnegative", nonnegative)
+        self.units, self.nonnegative = _check_units(units), check_bool("nonnegative", nonnegative)
+        self.tissue_od = _check_tissue_od(tissue_od)
         if seed is not None:
             self.set_random_seed(check_int("seed", seed, 0))
 
@@ -193,11 +255,11 @@ class HEDJitter(A.ImageOnlyTransform):
 
     def apply(self, img: np.ndarray, alpha: np.ndarray, beta: np.ndarray, **params: Any) -> np.ndarray:
         """albumentations' hook: :func:`hed_adjust` with the drawn parameters."""
-        return hed_adjust(img, alpha, beta, units=self.units, nonnegative=self.nonnegative)
+        return hed_adjust(img, alpha, beta, units=self.units, nonnegative=self.nonnegative, tissue_od=self.tissue_od)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         """albumentations' hook: the arguments that describe the transform."""
-        return ("sigma", "bias", "units", "nonnegative")
+        return ("sigma", "bias", "units", "nonnegative", "tissue_od")
 
 
 def _basis(stains: str) -> np.ndarray:
@@ -255,8 +317,8 @@ def od_residual(image: np.ndarray, stains: str = "HED", background: float = 255.
     return float(res.sum() / max(norm.sum(), 1e-12))
 
 
-CALIBRATION_ROWS: tuple[str, ...] = ("paper reference", "hrlib paper", "hrlib skimage", "hrlib nonnegative",
-                                     "A.HEStain", "A.HEStain ln10")
+CALIBRATION_ROWS: tuple[str, ...] = ("paper reference", "hrlib paper", "hrlib reference", "hrlib skimage",
+                                     "hrlib nonnegative", "A.HEStain", "A.HEStain ln10")
 
 
 def _mean_abs_change(a: np.ndarray, b: np.ndarray) -> float:
@@ -268,7 +330,8 @@ def calibration_table(images: Sequence[np.ndarray], strengths: Sequence[float] =
     """Mean |delta RGB| (grey levels) per method and strength ``sigma = bias`` (the module docstring's table).
 
     Each image gets ``draws`` draws of alpha, beta from ``seed``, shared by the paper reference and hrlib (the
-    papers' transform in both unit conventions, and hrlib's default ``nonnegative=True``); ``A.HEStain`` (preset
+    papers' transform in the three unit conventions, and ``nonnegative=True`` in paper units), all on the whole image
+    (no tissue mask); ``A.HEStain`` (preset
     "ruifrok", whole image) draws its own from ``A.Compose(seed=seed)``, with its shift range ``sigma``
     ("A.HEStain") or ``sigma * ln 10`` ("A.HEStain ln10", the papers' log10 units).
 
@@ -297,8 +360,8 @@ def calibration_table(images: Sequence[np.ndarray], strengths: Sequence[float] =
             for _ in range(draws):
                 alpha, beta = _draw(s, s, rng)
                 changes["paper reference"].append(_mean_abs_change(paper_hed_jitter(im, alpha, beta), im))
-                for row, units, nonneg in (("hrlib paper", "paper", False), ("hrlib skimage", "skimage", False),
-                                           ("hrlib nonnegative", "paper", True)):
+                for row, units, nonneg in (("hrlib paper", "paper", False), ("hrlib reference", "reference", False),
+                                           ("hrlib skimage", "skimage", False), ("hrlib nonnegative", "paper", True)):
                     out_im = hed_adjust(im, alpha, beta, units=units, nonnegative=nonneg)
                     changes[row].append(_mean_abs_change(out_im, im))
             for row, shift in (("A.HEStain", s), ("A.HEStain ln10", s * math.log(10.0))):

@@ -1,6 +1,6 @@
 """The course's claims and the claims page (``CLAIMS.md``), collected from the executed lessons' verdict tables.
 
-``python -m hrlib.evidence.claims`` rewrites ``CLAIMS.md`` from ``lessons/*.ipynb`` (``make claims``);
+``python -m hrlib.evidence`` rewrites ``CLAIMS.md`` from ``lessons/*.ipynb`` (``make claims``);
 ``--check`` exits with status 1 when the page is out of sync with the notebooks' stored outputs.
 """
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0, or 1 when ``--check`` finds the page out of sync.
     """
-    parser = argparse.ArgumentParser(prog="python -m hrlib.evidence.claims", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hrlib.evidence", description=__doc__.splitlines()[0])
     parser.add_argument("--lessons", type=Path, default=Path("lessons"), help="folder of executed lessons")
     parser.add_argument("--out", type=Path, default=Path("CLAIMS.md"), help="the claims page")
     parser.add_argument("--check", action="store_true", help="only check that the page is in sync")
@@ -173,10 +173,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.out} is in sync with {args.lessons}/*.ipynb")
         return 0
-    atomic_write(args.out, lambda f: f.write(page))
+    atomic_write(args.out, lambda f: f.write(page), keep_permissions=True)
     print(f"wrote {args.out} ({len(page.splitlines())} lines)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

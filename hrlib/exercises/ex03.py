@@ -1,8 +1,8 @@
 """Checks for lesson 03, "domain augmentation": HED stain jitter with fixed scales and shifts, and noise that keeps
 band ratios.
 
-The references are hrlib's own: :func:`hrlib.augment.stain.hed_adjust` (the papers' transform, ``nonnegative=False``)
-and the ``"multiplicative"`` mode of :func:`hrlib.augment.spectral.band_noise`.
+The references are hrlib's own: :func:`hrlib.augment.stain.hed_adjust` (the log10 reading of the papers' transform,
+``units="paper", nonnegative=False``) and the ``"multiplicative"`` mode of :func:`hrlib.augment.spectral.band_noise`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ def _mistakes(image: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> list[tu
         ("skimage's rgb2hed clips negative concentrations to 0 (not invertible: colours off the stain plane are "
          "lost); unmix with -log10(image / 255) @ hed_from_rgb instead",
          _uint8(255 * hed2rgb(rgb2hed(image) * alpha + beta / SKIMAGE_PER_PAPER))),
+        ("that is the group's reference implementation (OD = -ln(image / 255 + 2), about twice as strong on the same "
+         "draws); this task asks for the log10 reading: OD = -log10(image / 255)",
+         hed_adjust(image, alpha, beta, units="reference", nonnegative=False)),
         ("round to the nearest grey level (np.rint) before casting to uint8, don't truncate",
          np.clip(np.floor(255 * 10.0 ** -((conc * alpha + beta) @ m)), 0, 255).astype(np.uint8)),
     ]

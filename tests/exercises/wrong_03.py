@@ -38,6 +38,12 @@ def hed_natural_log(image, alpha, beta):
     return _od_jitter(image, alpha, beta, log=np.log)
 
 
+def hed_reference_offset(image, alpha, beta):  # the group's implementation: natural log of reflectance + 2
+    m = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+    conc = -np.log(image.astype(np.float64) / 255.0 + 2.0) @ np.linalg.inv(m) * alpha + beta
+    return np.clip(np.rint(255.0 * (np.exp(-(conc @ m)) - 2.0)), 0, 255).astype(np.uint8)
+
+
 def hed_truncates(image, alpha, beta):
     return _od_jitter(image, alpha, beta, rnd=np.floor)
 
@@ -88,6 +94,7 @@ WRONG: dict[str, list[tuple[Callable[..., Any], str]]] = {
         (hed_skimage_units, "6x"),
         (hed_rgb2hed_clipped, "clips negative"),
         (hed_natural_log, "log10"),
+        (hed_reference_offset, "reference"),
         (hed_truncates, "round"),
         (hed_returns_float, "uint8"),
         (hed_no_return, "return"),

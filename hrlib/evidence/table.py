@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 
 from hrlib.evidence.compare import Comparison
 from hrlib.evidence.verdict import Verdict
+from hrlib.viz import format_table
 
 __all__ = ["MIME_TYPE", "VerdictTable", "plot_per_seed", "verdict_table"]
 
@@ -43,16 +44,15 @@ class VerdictTable:
 
     def to_markdown(self) -> str:
         """The table in Markdown, followed by each inconclusive or untestable verdict's reason."""
-        lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-        notes = []
+        rows, notes = [], []
         for v in self.verdicts:
             c = v.comparison
             row = (v.claim.id, v.claim.text, v.measured_text(), "-" if c is None else c.effect_text(),
                    "-" if c is None else c.n_text(), "-" if c is None else c.per_seed_text(), f"**{v.verdict}**")
-            lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
+            rows.append([_cell(x) for x in row])
             if v.verdict in ("inconclusive", "not testable here", "refuted"):
                 notes.append(f"- **{v.claim.id}** {v.verdict}: {v.reason}.")
-        return "\n".join(lines + ([""] + notes if notes else []))
+        return "\n".join([format_table(HEADERS, rows)] + ([""] + notes if notes else []))
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()

@@ -20,11 +20,14 @@ Normalization fits the task: :func:`dataset_stats` measures the training images'
 
 from __future__ import annotations
 
+import multiprocessing
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from hrlib._checks import check_bool, check_float, check_floats, check_image, check_int
@@ -277,8 +280,36 @@ def train_and_evaluate(train_set: Dataset, val_set: Dataset, transform: A.Compos
     return (result.predictions == result.labels).astype(np.float64) if per_item else result.accuracy
 
 
+_SHARED: tuple | None = None  # (arms, train_set, val_set, train_kwargs), inherited by forked workers
+
+
+def _one_run(job: tuple[str, int]) -> np.ndarray | None:
+    """One (arm, seed) run of :func:`score_arms`, in a worker process (one torch thread); None if it cannot train."""
+    torch.set_num_threads(1)
+    arms, train_set, val_set, train_kwargs = _SHARED  # type: ignore[misc]
+    train_t, val_t = arms[job[0]]
+    try:
+        return train_and_evaluate(train_set, val_set, train_t, val_t, seed=job[1], per_item=True, **train_kwargs)
+    except RuntimeError as error:  # autograd refuses to run in a child forked after it started its device threads
+        if "fork" in str(error):
+            return None  # the parent trains this run itself
+        raise
+
+
+def _parallel_runs(runs: list[tuple[str, int]], shared: tuple, workers: int, progress: Callable | None) -> list:
+    """Run :func:`_one_run` over ``runs`` in ``workers`` forked processes, results in the order of ``runs``."""
+    global _SHARED  # what the forked workers inherit
+    _SHARED = shared
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.imap(_one_run, runs)
+            return list(progress(results, total=len(runs), desc="trainings") if progress else results)
+    finally:
+        _SHARED = None
+
+
 def score_arms(arms: Mapping[str, tuple[A.Compose, A.Compose]], train_set: Dataset, val_set: Dataset, *,
-               seeds: Sequence[int], progress: Callable[..., Iterable] | None = None,
+               seeds: Sequence[int], progress: Callable[..., Iterable] | None = None, workers: int = 1,
                **train_kwargs: object) -> dict[str, np.ndarray]:
     """Train every arm with every seed (:func:`train_and_evaluate`) and keep each validation item's score.
 
@@ -291,6 +322,10 @@ def score_arms(arms: Mapping[str, tuple[A.Compose, A.Compose]], train_set: Datas
         seeds: the seeds (ints >= 0), one row each.
         progress: optional wrapper of the loop over (arm, seed) runs, ``progress(iterable, total=..., desc=...)``
             (e.g. ``tqdm``).
+        workers: runs at a time (>= 1). Above 1, the runs go to that many forked processes with one torch
+            thread each (the tiny models here gain nothing from a second thread, but a second core trains a second
+            model); each run seeds itself, so the scores are the same as with ``workers=1`` under one thread. Needs
+            the ``fork`` start method (Linux, macOS); elsewhere the runs stay sequential with a warning.
         **train_kwargs: passed to :func:`train_and_evaluate` (``resolution``, ``num_epochs``, ``num_classes``, ...).
 
     Returns:
@@ -305,10 +340,23 @@ def score_arms(arms: Mapping[str, tuple[A.Compose, A.Compose]], train_set: Datas
     seeds = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable as progress(iterable, total=..., desc=...), got {progress!r}")
+    workers = check_int("workers", workers, 1)
     runs = [(name, s) for name in arms for s in seeds]
-    scores: dict[str, list[np.ndarray]] = {name: [] for name in arms}
-    for name, s in (progress(runs, total=len(runs), desc="trainings") if progress else runs):
-        train_t, val_t = arms[name]
-        scores[name].append(train_and_evaluate(train_set, val_set, train_t, val_t, seed=s, per_item=True,
-                                               **train_kwargs))  # type: ignore[arg-type]
-    return {name: np.stack(rows) for name, rows in scores.items()}
+    if workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        warnings.warn("score_arms: workers > 1 needs the 'fork' start method; running the trainings one at a time",
+                      RuntimeWarning, stacklevel=2)
+        workers = 1
+    if workers > 1 and len(runs) > 1:
+        rows = _parallel_runs(runs, (dict(arms), train_set, val_set, train_kwargs), min(workers, len(runs)), progress)
+        if any(r is None for r in rows):
+            warnings.warn("score_arms: autograd cannot train in processes forked from this one (it started threads "
+                          "for another device before); training the runs one at a time here", RuntimeWarning,
+                          stacklevel=2)
+            rows = [train_and_evaluate(train_set, val_set, *arms[name], seed=s, per_item=True,
+                                       **train_kwargs) if r is None else r  # type: ignore[arg-type]
+                    for (name, s), r in zip(runs, rows, strict=True)]
+    else:
+        rows = [train_and_evaluate(train_set, val_set, *arms[name], seed=s, per_item=True,
+                                   **train_kwargs)  # type: ignore[arg-type]
+                for name, s in (progress(runs, total=len(runs), desc="trainings") if progress else runs)]
+    return {name: np.stack([r for (n, _), r in zip(runs, rows, strict=True) if n == name]) for name in arms}

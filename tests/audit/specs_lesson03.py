@@ -48,5 +48,6 @@ SPECS.update({
              "b": [-9, 1.5]}),
     "hrlib.augment.presets.score_arms": Case(
         valid=_score_arms_kwargs,
-        bad={"arms": [None, {}, {"a": 3}], "seeds": [[], [-1], "01", None], "progress": [3, "tqdm"]}),
+        bad={"arms": [None, {}, {"a": 3}], "seeds": [[], [-1], "01", None], "progress": [3, "tqdm"],
+             "workers": [0, -1, 1.5, None, "2"]}),
 })

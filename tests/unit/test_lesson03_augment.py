@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import albumentations as A
 import numpy as np
 import pytest
@@ -114,6 +118,8 @@ def test_per_item_scores_average_to_the_accuracy_and_pair_by_seed(one_thread):
     assert np.array_equal(scores["a"][0], items)
     with pytest.raises(ValueError, match=r"^seeds "):
         score_arms({"a": (t, v)}, train, val, seeds=[], **kw)
+    with pytest.raises(ValueError, match=r"^workers "):
+        score_arms({"a": (t, v)}, train, val, seeds=[0], workers=0, **kw)
     with pytest.raises(TypeError, match=r"^arms "):
         score_arms({"a": t}, train, val, seeds=[0], **kw)
 
@@ -131,3 +137,71 @@ def test_index_error_is_zero_for_ratio_keeping_noise_and_not_for_independent():
     with pytest.raises(ValueError, match=r"^mask "):
         index_error(scene.image, indep, np.zeros((48, 48), bool))
     assert isinstance(A.Compose([HEDJitter()]), A.Compose)
+
+
+_PARALLEL_CHECK = """
+import warnings
+import numpy as np, torch
+from hrlib.augment.presets import preset, score_arms
+from hrlib.data.synth import SynthDataset
+torch.set_num_threads(1)
+train = SynthDataset("xray", 16, 32, seed=1, channels=1, in_memory=True)
+val = SynthDataset("xray", 12, 32, seed=2, channels=1, in_memory=True)
+arms = {"plain": (preset("xray", 32, rotation="none", brightness_contrast=0.0, mean=(0.4,), std=(0.2,)),
+                  preset("xray", 32, train=False, mean=(0.4,), std=(0.2,))),
+        "augmented": (preset("xray", 32, mean=(0.4,), std=(0.2,)),
+                      preset("xray", 32, train=False, mean=(0.4,), std=(0.2,)))}
+kw = {"resolution": 32, "num_epochs": 2, "num_classes": 2, "widths": (4, 8)}
+seen = []
+def progress(it, total, desc):
+    seen.append(total)
+    return it
+one = score_arms(arms, train, val, seeds=[5, 6, 7], **kw)
+with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no fallback to one run at a time: the workers really trained
+    two = score_arms(arms, train, val, seeds=[5, 6, 7], workers=2, progress=progress, **kw)
+assert seen == [6] and list(two) == ["plain", "augmented"], (seen, list(two))
+for name in arms:
+    assert two[name].shape == (3, 12) and np.array_equal(one[name], two[name]), name
+# order and placement: a stand-in run that records its arm, seed and process
+import os
+from hrlib.augment import presets
+def stand_in(train_set, val_set, transform, val_transform, *, seed, per_item, **kwargs):
+    arm = [name for name, (t, _) in arms.items() if t is transform][0]
+    return np.array([float(seed), float(arm == "augmented"), float(os.getpid())])
+presets.train_and_evaluate = stand_in
+got = score_arms(arms, train, val, seeds=[5, 6, 7, 8], workers=2, **kw)
+for k, name in enumerate(arms):
+    assert got[name][:, :2].tolist() == [[s, k] for s in (5, 6, 7, 8)], got[name]
+pids = {p for name in arms for p in got[name][:, 2]}
+assert os.getpid() not in pids, pids  # worker processes did the runs, not this one
+print("ok")
+"""
+
+
+def test_parallel_workers_give_the_sequential_scores_in_order():
+    # a fresh interpreter: forked workers must not depend on what earlier tests did to this process's autograd
+    done = subprocess.run([sys.executable, "-c", _PARALLEL_CHECK], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+def test_workers_that_cannot_train_hand_their_runs_back_to_the_parent(one_thread, monkeypatch):
+    from hrlib.augment import presets
+
+    train = SynthDataset("xray", 16, 32, seed=1, channels=1, in_memory=True)
+    val = SynthDataset("xray", 8, 32, seed=2, channels=1, in_memory=True)
+    arms = {"a": (preset("xray", 32, mean=(0.4,), std=(0.2,)),
+                  preset("xray", 32, train=False, mean=(0.4,), std=(0.2,)))}
+    kw = {"resolution": 32, "num_epochs": 1, "num_classes": 2, "widths": (4, 8)}
+    expected = score_arms(arms, train, val, seeds=[1, 2], **kw)
+    parent, real = os.getpid(), presets.train_and_evaluate
+
+    def refuses_in_children(*args, **kwargs):  # what autograd does in a child forked after its device threads
+        if os.getpid() != parent:
+            raise RuntimeError("Unable to handle autograd's threading in combination with fork-based multiprocessing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(presets, "train_and_evaluate", refuses_in_children)
+    with pytest.warns(RuntimeWarning, match="one at a time"):
+        got = score_arms(arms, train, val, seeds=[1, 2], workers=2, **kw)
+    assert np.array_equal(got["a"], expected["a"])
